@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): routes that turn requests into commands and queries."""

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, persistence wiring, embedded services, relay and CLI."""

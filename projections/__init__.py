@@ -1,0 +1,1 @@
+"""Read models: PostgreSQL views built from the event log by exactly-once projections."""

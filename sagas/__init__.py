@@ -1,0 +1,1 @@
+"""Sagas: the timed, exactly-once handoffs between marketing, sales and service."""
