@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, Self
-from uuid import UUID, NAMESPACE_URL, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -282,6 +282,13 @@ class NotFound(DomainError):
 
     def __init__(self, kind: str, record_id: UUID) -> None:
         super().__init__(f"No {kind} with id {record_id}", kind=kind, id=str(record_id))
+
+
+class AlreadyExists(DomainError):
+    """A record with the id the caller chose exists already."""
+
+    def __init__(self, kind: str, record_id: UUID) -> None:
+        super().__init__(f"A {kind} with id {record_id} exists already", id=str(record_id))
 
 
 class ConcurrencyConflict(DomainError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import ClassVar
-from uuid import UUID, NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent
 
@@ -63,8 +63,9 @@ class UniqueClaim(Aggregate):
 
     @classmethod
     def claim(cls, kind: str, value: str, owner_id: UUID) -> UniqueClaim:
-        return cls._start(ValueClaimed, claim_id(kind, value), kind=kind, value=value,
-                          owner_id=owner_id)
+        return cls._start(
+            ValueClaimed, claim_id(kind, value), kind=kind, value=value, owner_id=owner_id
+        )
 
     def reclaim(self, owner_id: UUID) -> None:
         if self.owner_id == owner_id:
@@ -80,14 +81,34 @@ class UniqueClaim(Aggregate):
 
 def check_claim_is_free(claim: UniqueClaim) -> None:
     if claim.owner_id is not None:
-        raise ValueAlreadyClaimed(claim.kind, claim.value, claim.owner_id)
+        error = CLAIM_ERRORS.get(claim.kind, ValueAlreadyClaimed)
+        raise error(claim.kind, claim.value, claim.owner_id)
 
 
 class ValueAlreadyClaimed(DomainError):
     """The unique value is held by another record."""
 
     def __init__(self, kind: str, value: str, owner_id: UUID) -> None:
-        super().__init__(f"{kind} {value!r} already belongs to {owner_id}",
-                         kind=kind, owner_id=str(owner_id))
+        super().__init__(
+            f"{kind} {value!r} already belongs to {owner_id}",
+            kind=kind,
+            existing_id=str(owner_id),
+        )
         self.kind = kind
         self.owner_id = owner_id
+
+
+class CustomerEmailAlreadyRegistered(ValueAlreadyClaimed):
+    """Another customer already has this email address."""
+
+
+class CustomerPhoneAlreadyRegistered(ValueAlreadyClaimed):
+    """Another customer already has this phone number."""
+
+
+CUSTOMER_EMAIL = "customer-email"
+CUSTOMER_PHONE = "customer-phone"
+CLAIM_ERRORS: dict[str, type[ValueAlreadyClaimed]] = {
+    CUSTOMER_EMAIL: CustomerEmailAlreadyRegistered,
+    CUSTOMER_PHONE: CustomerPhoneAlreadyRegistered,
+}

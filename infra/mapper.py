@@ -11,7 +11,7 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError, Stored
 from domain.shared import EVENT_TYPES, DomainEvent
 
 _VERSIONED = re.compile(r"^(?P<base>.+)\.v(?P<version>\d+)$")
-_IDENTITY = frozenset({"originator_id", "originator_version"})
+_IDENTITY = {"originator_id", "originator_version"}
 
 
 class OrjsonTranscoder(Transcoder):

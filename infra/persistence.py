@@ -1,0 +1,74 @@
+"""Turns settings into the eventsourcing library's environment, and creates the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg.conninfo import conninfo_to_dict
+
+from domain.application import CRM
+from infra.mapper import OrjsonTranscoder, PydanticMapper
+from infra.settings import Settings
+
+
+def postgres_env(database_url: str) -> dict[str, str]:
+    """The library's POSTGRES_* variables for a libpq URL."""
+    parts: dict[str, Any] = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(parts.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(parts.get("port") or "5432"),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
+    }
+
+
+def event_store_env(
+    settings: Settings, database_url: str | None, *, create_table: bool = False
+) -> dict[str, str]:
+    """Environment for the CRM application; long-running processes never create tables."""
+    env = {
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+        "CUSTOMER_SNAPSHOT_INTERVAL": str(settings.customer_snapshot_interval),
+        "IS_SNAPSHOTTING_ENABLED": "y" if settings.customer_snapshot_interval else "n",
+    }
+    if settings.persistence == "postgres":
+        if database_url is None:
+            raise ValueError("PostgreSQL persistence needs a database URL")
+        env.update(postgres_env(database_url))
+        env["POSTGRES_POOL_SIZE"] = str(settings.db_pool_size)
+        env["POSTGRES_MAX_OVERFLOW"] = str(settings.db_max_overflow)
+        env["CREATE_TABLE"] = "y" if create_table else "n"
+    else:
+        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+    if settings.cipher_key:
+        env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+        env["CIPHER_KEY"] = settings.cipher_key
+    if settings.compress:
+        env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
+    return env
+
+
+MIGRATION_LOCK = 7_262_001  # pg_advisory_lock key: one migrator at a time
+
+
+def migrate(settings: Settings, database_url: str) -> list[str]:
+    """Create the event store's tables if missing (idempotent); returns the tables present."""
+    env = event_store_env(settings, database_url, create_table=True)
+    env["IS_SNAPSHOTTING_ENABLED"] = "y"  # the table exists even while snapshots are off
+    # Concurrent CREATE TABLE IF NOT EXISTS races in the catalog; serialise migrators.
+    with psycopg.connect(database_url, autocommit=True) as lock_conn:
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        app = CRM(env=env)
+        try:
+            tables = [app.recorder.events_table_name]  # type: ignore[attr-defined]
+            if app.snapshots is not None:
+                tables.append(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+            return tables
+        finally:
+            app.close()
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

@@ -1,0 +1,55 @@
+"""Every knob of the CRM, read from `CRM_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the CRM; see README.md for what each variable does."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
+
+    # Services: external URLs win; without them embedded servers are started under data_dir.
+    database_url: str | None = None
+    nats_url: str | None = None
+    data_dir: Path = Path(".crm")
+
+    # Event store.
+    persistence: Literal["postgres", "memory"] = "postgres"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    cipher_key: str | None = None
+    compress: bool = False
+    customer_snapshot_interval: int = Field(default=50, ge=0)
+    command_retries: int = Field(default=5, ge=0)
+
+    # Domain defaults.
+    phone_region: str = "CN"
+    sla_timezone: str = "Asia/Shanghai"
+    stage_probabilities: dict[str, int] = Field(
+        default_factory=lambda: {
+            "qualification": 10,
+            "needs_analysis": 25,
+            "proposal": 50,
+            "negotiation": 75,
+            "won": 100,
+            "lost": 0,
+        }
+    )
+
+    # HTTP API.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (tests override by clearing the cache or passing their own)."""
+    return Settings()
