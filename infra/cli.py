@@ -1,0 +1,112 @@
+"""The `crm` command: run the CRM, manage its services and schema, read the audit trail."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import orjson
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from infra.bootstrap import build_crm, managed_services, running
+from infra.persistence import migrate as migrate_schema
+from infra.services import ServiceStatus
+from infra.settings import get_settings
+
+app = typer.Typer(help="Event-sourced CRM backend.", no_args_is_help=True)
+services_app = typer.Typer(help="Embedded PostgreSQL and NATS (used when no URL is set).")
+app.add_typer(services_app, name="services")
+console = Console()
+
+
+@app.command()
+def run(
+    host: str | None = typer.Option(None, help="Interface to listen on (CRM_HOST)."),
+    port: int | None = typer.Option(None, help="Port to listen on (CRM_PORT)."),
+) -> None:
+    """Set everything up (services, schema) and serve the API until interrupted."""
+    settings = get_settings()
+    with running(settings, run_migrations=True) as runtime:
+        bind_host, bind_port = host or settings.host, port or settings.port
+        console.print(f"[bold green]CRM API[/] http://{bind_host}:{bind_port}")
+        console.print(f"  docs    http://{bind_host}:{bind_port}/docs")
+        console.print(f"  health  http://{bind_host}:{bind_port}/health")
+        console.print(f"  database {runtime.urls.database_url}")
+        console.print(f"  nats     {runtime.urls.nats_url}")
+        uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Interface to listen on (CRM_HOST)."),
+    port: int | None = typer.Option(None, help="Port to listen on (CRM_PORT)."),
+) -> None:
+    """Serve the API only (production: run `crm migrate` once beforehand)."""
+    settings = get_settings()
+    with running(settings) as runtime:
+        uvicorn.run(
+            runtime.api,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+        )
+
+
+@app.command()
+def migrate() -> None:
+    """Create the event store's tables if they are missing (safe to run again)."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        tables = migrate_schema(settings, urls.database_url)
+    console.print(f"schema ready: {', '.join(tables)}")
+
+
+@app.command()
+def history(record_id: UUID) -> None:
+    """Print every event of one record, oldest first, as JSON lines (the audit trail)."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        try:
+            for event in crm.history(record_id):
+                line = {"type": event.type_name(), **event.model_dump(mode="json")}
+                typer.echo(orjson.dumps(line).decode())
+        finally:
+            crm.close()
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start the embedded servers (those without a configured URL) and leave them running."""
+    urls = managed_services(get_settings()).start()
+    console.print(f"database {urls.database_url}\nnats     {urls.nats_url}")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the embedded servers."""
+    managed_services(get_settings()).stop_embedded()
+    console.print("embedded services stopped")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Show whether each service answers, where, and its version or error."""
+    statuses = managed_services(get_settings()).status()
+    console.print(_status_table(statuses))
+    if not all(s.running for s in statuses):
+        raise typer.Exit(code=1)
+
+
+def _status_table(statuses: list[ServiceStatus]) -> Table:
+    table = Table("service", "state", "url", "pid", "detail")
+    for status in statuses:
+        state = "[green]up[/]" if status.running else "[red]down[/]"
+        table.add_row(status.name, state, status.url or "-", str(status.pid or "-"), status.detail)
+    return table
+
+
+def main() -> None:
+    app()
