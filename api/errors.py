@@ -59,21 +59,34 @@ async def _validation_error(_: Request, error: Exception) -> ProblemResponse:
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in error.errors()
     ]
-    return problem(422, "validation-error", "Request is not valid",
-                   f"{len(errors)} field(s) failed validation", errors=errors)
+    return problem(
+        422,
+        "validation-error",
+        "Request is not valid",
+        f"{len(errors)} field(s) failed validation",
+        errors=errors,
+    )
 
 
 async def _http_error(_: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, StarletteHTTPException)
     code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}
-    return problem(error.status_code, code.get(error.status_code, "http-error"),
-                   str(error.detail), str(error.detail))
+    return problem(
+        error.status_code,
+        code.get(error.status_code, "http-error"),
+        str(error.detail),
+        str(error.detail),
+    )
 
 
 async def _unexpected_error(_: Request, error: Exception) -> ProblemResponse:
     logger.exception("unhandled error", exc_info=error)
-    return problem(500, "internal-error", "Internal server error",
-                   "The server failed; the error has been logged.")
+    return problem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "The server failed; the error has been logged.",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
