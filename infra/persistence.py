@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from domain.application import CRM
 from infra.mapper import OrjsonTranscoder, PydanticMapper
+from infra.recorder import OneTripApplicationRecorder
 from infra.settings import Settings
 
 
@@ -43,6 +44,7 @@ def event_store_env(
         env["POSTGRES_POOL_SIZE"] = str(settings.db_pool_size)
         env["POSTGRES_MAX_OVERFLOW"] = str(settings.db_max_overflow)
         env["CREATE_TABLE"] = "y" if create_table else "n"
+        env["APPLICATION_RECORDER_TOPIC"] = get_topic(OneTripApplicationRecorder)
     else:
         env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
     if settings.cipher_key:

@@ -23,5 +23,10 @@ emails = st.builds(
 # Valid mainland China mobile numbers (E.164 once normalised).
 cn_mobiles = st.builds(lambda n: f"+86 138 {n:04d} {n % 10000:04d}", st.integers(0, 9999))
 currencies = st.sampled_from(CURRENCIES)
-amounts = st.decimals(min_value=Decimal("0"), max_value=Decimal("10000000"), places=2,
-                      allow_nan=False, allow_infinity=False)
+amounts = st.decimals(
+    min_value=Decimal("0"),
+    max_value=Decimal("10000000"),
+    places=2,
+    allow_nan=False,
+    allow_infinity=False,
+)

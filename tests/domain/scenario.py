@@ -29,8 +29,9 @@ def given(*events: DomainEvent) -> Any:
     return aggregate
 
 
-def history(build: Callable[[], A], *commands: Callable[[A], Any],
-            clock: FixedClock | None = None) -> list[DomainEvent]:
+def history(
+    build: Callable[[], A], *commands: Callable[[A], Any], clock: FixedClock | None = None
+) -> list[DomainEvent]:
     """Events recorded by a creation command followed by more commands (a compact `given`)."""
     with command_context(actor=ACTOR, clock=clock or FixedClock(MONDAY_9AM)):
         aggregate = build()
@@ -39,7 +40,9 @@ def history(build: Callable[[], A], *commands: Callable[[A], Any],
     return aggregate.collect_events()
 
 
-def when(aggregate: A, command: Callable[[A], Any], clock: FixedClock | None = None) -> list[DomainEvent]:
+def when(
+    aggregate: A, command: Callable[[A], Any], clock: FixedClock | None = None
+) -> list[DomainEvent]:
     """Run one command on `aggregate` and return the events it recorded."""
     aggregate.collect_events()
     with command_context(actor=ACTOR, clock=clock or FixedClock(MONDAY_9AM)):
@@ -49,8 +52,16 @@ def when(aggregate: A, command: Callable[[A], Any], clock: FixedClock | None = N
 
 def payload(event: DomainEvent) -> dict[str, Any]:
     """An event's own fields, without identity and metadata."""
-    return event.model_dump(exclude={"originator_id", "originator_version", "timestamp", "actor",
-                                     "correlation_id", "causation_id"})
+    return event.model_dump(
+        exclude={
+            "originator_id",
+            "originator_version",
+            "timestamp",
+            "actor",
+            "correlation_id",
+            "causation_id",
+        }
+    )
 
 
 def through_store(events: Iterable[DomainEvent]) -> list[DomainEvent]:
@@ -58,9 +69,16 @@ def through_store(events: Iterable[DomainEvent]) -> list[DomainEvent]:
     out = []
     for event in events:
         stored = _mapper.to_stored_event(event)
-        out.append(_mapper.to_domain_event(StoredEvent(
-            originator_id=stored.originator_id, originator_version=stored.originator_version,
-            topic=stored.topic, state=stored.state)))
+        out.append(
+            _mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=stored.originator_id,
+                    originator_version=stored.originator_version,
+                    topic=stored.topic,
+                    state=stored.state,
+                )
+            )
+        )
     return out
 
 

@@ -1,0 +1,97 @@
+"""A scripted day in the CRM that records at least one event of every type (for store tests)."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from domain.application import CRM
+from domain.shared import FixedClock
+
+
+def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
+    """Run every use case at least once; returns the ids of the records it touched."""
+    acme = crm.register_customer(
+        kind="company",
+        name="Acme",
+        region="east",
+        owner="user:alice",
+        email="info@acme.example.com",
+        phone="+86 138 0000 0001",
+        industry="retail",
+    ).id
+    dup = crm.register_customer(
+        kind="company",
+        name="ACME Ltd",
+        region="east",
+        owner="user:bob",
+        email="hello@acme.example.com",
+    ).id
+    crm.update_customer_profile(acme, email="sales@acme.example.com", industry="wholesale")
+    crm.add_customer_contact(acme, name="Wang Fang", title="CFO", email="wf@acme.example.com")
+    crm.add_customer_contact(acme, name="Temp", contact_id=UUID(int=7))
+    crm.remove_customer_contact(acme, UUID(int=7))
+    crm.tag_customer(acme, "VIP")
+    crm.tag_customer(acme, "churn-risk")
+    crm.untag_customer(acme, "churn-risk")
+    crm.assign_customer_owner(acme, "user:chen")
+    crm.log_customer_interaction(acme, kind="call", summary="Kick-off call")
+    crm.record_customer_consent(acme, "email", granted=True, legal_basis="consent")
+    crm.change_customer_tier(acme, "gold", reason="Annual revenue above 1M")
+    crm.merge_customers(acme, dup)
+
+    lead = crm.capture_lead(
+        channel="web_form",
+        name="Li Lei",
+        region="east",
+        email="li@example.com",
+        company="Li Trading",
+        campaign="spring-expo",
+        utm={"source": "google", "medium": "cpc"},
+    ).id
+    crm.score_lead(lead, 70, ["complete contact data", "campaign"])
+    crm.assign_lead(lead, "user:alice", rule_id="territory-east@1", explanation="east region")
+    crm.log_lead_activity(lead, kind="call", summary="Interested in the premium plan")
+    crm.disqualify_lead(lead, "No budget this year")
+    crm.reopen_lead(lead)
+    crm.qualify_lead(lead)
+
+    deal = crm.open_opportunity(
+        customer_id=acme,
+        title="Premium plan",
+        amount="120000.00",
+        currency="CNY",
+        expected_close=date(2026, 6, 30),
+        owner="user:alice",
+        source_lead_id=lead,
+    ).id
+    crm.convert_lead(lead, acme, deal)
+    crm.move_opportunity_stage(deal, "needs_analysis")
+    crm.change_opportunity_amount(deal, "150000.00", "CNY")
+    crm.change_opportunity_expected_close(deal, date(2026, 7, 31))
+    crm.lose_opportunity(deal, reason="Went silent", competitor="Rival Inc")
+    crm.reopen_opportunity(deal)
+    crm.move_opportunity_stage(deal, "proposal")
+    crm.win_opportunity(deal, amount="140000.00", currency="CNY", contract_reference="C-2026-001")
+
+    ticket = crm.open_ticket(
+        customer_id=acme,
+        channel="email",
+        subject="Invoice missing",
+        priority="P3",
+        category="billing",
+    ).id
+    crm.assign_ticket(ticket, "user:dana", team="billing")
+    crm.record_ticket_first_response(ticket)
+    crm.wait_on_customer(ticket)
+    clock.advance(hours=2)
+    crm.resume_ticket(ticket)
+    crm.change_ticket_priority(ticket, "P2")
+    crm.escalate_ticket(ticket, 1, "Customer is a key account")
+    crm.resolve_ticket(ticket, "Invoice re-sent")
+    clock.advance(days=1)
+    crm.reopen_ticket(ticket)
+    crm.resolve_ticket(ticket, "Invoice re-sent again, confirmed received")
+    crm.rate_ticket(ticket, 5, "Quick and friendly")
+    crm.close_ticket(ticket)
+    return [acme, dup, lead, deal, ticket]
