@@ -1,0 +1,73 @@
+"""GET /health reports the real database and NATS; /docs and the OpenAPI schema are served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_api
+from infra.bootstrap import build_crm, health_checks
+from infra.persistence import migrate
+from infra.services import ServiceURLs
+from infra.settings import Settings
+
+DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/crm?connect_timeout=1"
+DEAD_NATS = "nats://127.0.0.1:1"
+
+
+def client_for(urls: ServiceURLs, database_url: str) -> TestClient:
+    settings = Settings()
+    migrate(settings, database_url)
+    crm = build_crm(settings, database_url)
+    return TestClient(create_api(crm, health_checks(urls)))
+
+
+@pytest.fixture
+def client(database_url: str, nats_url: str) -> Iterator[TestClient]:
+    with client_for(ServiceURLs(database_url, nats_url), database_url) as test_client:
+        yield test_client
+
+
+def test_health_is_ok_when_database_and_nats_answer(client: TestClient) -> None:
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] is True
+    assert "PostgreSQL" in body["checks"]["database"]["detail"]
+    assert body["checks"]["nats"]["ok"] is True
+
+
+def test_health_is_degraded_but_up_when_nats_is_down(database_url: str) -> None:
+    with client_for(ServiceURLs(database_url, DEAD_NATS), database_url) as client:
+        response = client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["nats"]["ok"] is False
+
+
+def test_health_is_503_when_the_database_is_down(database_url: str, nats_url: str) -> None:
+    with client_for(ServiceURLs(DEAD_POSTGRES, nats_url), database_url) as client:
+        response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "down"
+
+
+def test_docs_and_openapi_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/health" in schema["paths"]
+
+
+def test_unknown_routes_are_problem_json_404s(client: TestClient) -> None:
+    response = client.get("/no-such-thing")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/not-found")

@@ -1,0 +1,71 @@
+"""The `crm` command against real services (given by URL, as in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from infra.bootstrap import build_crm
+from infra.cli import app
+from infra.settings import Settings, get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(database_url: str, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CRM_DATABASE_URL", database_url)
+    monkeypatch.setenv("CRM_NATS_URL", nats_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_migrate_creates_the_tables_and_can_run_again(env: None) -> None:
+    first = runner.invoke(app, ["migrate"])
+    again = runner.invoke(app, ["migrate"])
+
+    assert first.exit_code == 0, first.output
+    assert "crm_events" in first.output and "crm_snapshots" in first.output
+    assert again.exit_code == 0, again.output
+
+
+def test_services_status_reports_both_services_up(env: None) -> None:
+    result = runner.invoke(app, ["services", "status"])
+
+    assert result.exit_code == 0, result.output
+    assert "postgres" in result.output and "nats" in result.output
+    assert "down" not in result.output
+
+
+def test_services_status_fails_when_a_service_is_down(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_NATS_URL", "nats://127.0.0.1:1")
+    get_settings.cache_clear()
+
+    result = runner.invoke(app, ["services", "status"])
+
+    assert result.exit_code == 1
+    assert "down" in result.output
+
+
+def test_history_prints_a_records_events_as_json_lines(env: None, database_url: str) -> None:
+    runner.invoke(app, ["migrate"])
+    crm = build_crm(Settings(), database_url)
+    customer = crm.register_customer(kind="person", name="Li Lei", region="east", owner="u:1").id
+    crm.tag_customer(customer, "vip")
+    crm.close()
+
+    result = runner.invoke(app, ["history", str(customer)])
+
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in result.output.splitlines()]
+    assert [line["type"] for line in lines] == [
+        "crm.customer.registered.v1",
+        "crm.customer.tagged.v1",
+    ]
+    assert lines[0]["name"] == "Li Lei"
