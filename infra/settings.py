@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.opportunity import DEFAULT_STAGE_PROBABILITIES
+
 
 class Settings(BaseSettings):
     """Configuration of the CRM; see README.md for what each variable does."""
@@ -33,14 +35,7 @@ class Settings(BaseSettings):
     phone_region: str = "CN"
     sla_timezone: str = "Asia/Shanghai"
     stage_probabilities: dict[str, int] = Field(
-        default_factory=lambda: {
-            "qualification": 10,
-            "needs_analysis": 25,
-            "proposal": 50,
-            "negotiation": 75,
-            "won": 100,
-            "lost": 0,
-        }
+        default_factory=lambda: dict(DEFAULT_STAGE_PROBABILITIES)
     )
 
     # HTTP API.

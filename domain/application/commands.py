@@ -15,6 +15,7 @@ from domain.shared import (
     AlreadyExists,
     Clock,
     ConcurrencyConflict,
+    FixedClock,
     NotFound,
     command_context,
 )
@@ -39,6 +40,10 @@ class CommandRunner:
         self.clock = clock
         self.retries = retries
 
+    def _instant(self) -> FixedClock:
+        """One instant per command, so its rules and all its events agree on the time."""
+        return FixedClock(self.clock.now())
+
     def load(self, cls: type[A], record_id: UUID, version: int | None = None) -> A:
         """The aggregate `record_id` (optionally as it was at `version`), or NotFound."""
         try:
@@ -62,7 +67,7 @@ class CommandRunner:
     def create(self, decide: Callable[[], Sequence[Aggregate]]) -> CommandResult:
         """Save the aggregates `decide` builds (the first is the result); retried on a race."""
         for attempt in range(self.retries + 1):
-            with command_context(clock=self.clock):
+            with command_context(clock=self._instant()):
                 aggregates = decide()
             try:
                 recordings = self.app.save(*aggregates)
@@ -87,7 +92,7 @@ class CommandRunner:
             aggregate = self.load(cls, record_id)
             if expected_version is not None and aggregate.version != expected_version:
                 raise ConcurrencyConflict(record_id, expected_version, aggregate.version)
-            with command_context(clock=self.clock):
+            with command_context(clock=self._instant()):
                 others = command(aggregate) or ()
             if not aggregate.pending_events and not any(o.pending_events for o in others):
                 return CommandResult(aggregate.id, aggregate.version, None)

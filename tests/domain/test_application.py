@@ -269,3 +269,23 @@ def test_customers_are_snapshotted_and_past_versions_can_be_read(crm: CRM) -> No
     assert [s.originator_version for s in crm.snapshots.get(customer.id)] == [3, 6]
     assert crm.state_at(Customer, customer.id, version=2).tags == {"a"}
     assert crm.state_at(Customer, customer.id).tags == {"a", "b", "c", "d", "e"}
+
+
+def test_all_events_of_one_command_share_one_instant_of_a_moving_clock() -> None:
+    crm = CRM(env=event_store_env(Settings(persistence="memory"), None))  # the system clock
+
+    result = crm.register_customer(
+        kind="person",
+        name="Li",
+        region="east",
+        owner="user:a",
+        email="li@example.com",
+        phone="13812345678",
+    )
+
+    stamps = {
+        n.originator_id: crm.mapper.to_domain_event(n).timestamp
+        for n in crm.recorder.select_notifications(1, 10)
+    }
+    assert len(stamps) == 3 and result.id in stamps
+    assert len(set(stamps.values())) == 1
