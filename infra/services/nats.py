@@ -20,6 +20,7 @@ from infra.services.processes import (
     free_port,
     listens_on,
     log_tail,
+    port_frees_up,
     port_is_free,
     process_alive,
     wait_for_exit,
@@ -135,7 +136,7 @@ class EmbeddedNats:
     def _launch(self) -> int:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         remembered = self._recorded_port()
-        if remembered is not None and not port_is_free(remembered):
+        if remembered is not None and not port_frees_up(remembered):
             remembered = None
         port = self.port or remembered or free_port()
         attempt = 1

@@ -17,7 +17,14 @@ import psutil
 
 from infra.services.databases import create_database
 from infra.services.health import check_postgres
-from infra.services.processes import HOST, exclusive_lock, free_port, log_tail, port_is_free
+from infra.services.processes import (
+    HOST,
+    exclusive_lock,
+    free_port,
+    log_tail,
+    port_frees_up,
+    port_is_free,
+)
 from infra.services.status import ServiceError, ServiceStatus
 
 with warnings.catch_warnings():
@@ -167,7 +174,7 @@ class EmbeddedPostgres:
         except OSError:
             return None
         port = int(match.group(1)) if match else None
-        return port if port is not None and port_is_free(port) else None
+        return port if port is not None and port_frees_up(port) else None
 
     def _configure(self, port: int, user: str | None) -> None:
         # Rewritten on every start so code changes apply; its port line remembers the port.

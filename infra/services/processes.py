@@ -24,13 +24,26 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether `port` on 127.0.0.1 can be bound now."""
+    """Whether a server could listen on `port` on 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL and nats-server do: connections of a stopped server lingering in
+        # TIME_WAIT must not make its port look taken (it would move to a new port).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
             return False
         return True
+
+
+def port_frees_up(port: int, timeout: float = 3.0) -> bool:
+    """Whether `port` is or becomes free within `timeout` (a killed server's threads linger)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def listens_on(pid: int, port: int) -> bool:
