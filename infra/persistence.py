@@ -12,6 +12,8 @@ from domain.application import CRM
 from infra.mapper import OrjsonTranscoder, PydanticMapper
 from infra.recorder import OneTripApplicationRecorder
 from infra.settings import Settings
+from projections.catalog import READ_MODELS
+from projections.readmodel import create_registry, install
 
 
 def postgres_env(database_url: str) -> dict[str, str]:
@@ -70,6 +72,11 @@ def migrate(settings: Settings, database_url: str) -> list[str]:
             tables = [app.recorder.events_table_name]  # type: ignore[attr-defined]
             if app.snapshots is not None:
                 tables.append(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+            datastore = app.recorder.datastore  # type: ignore[attr-defined]
+            create_registry(datastore)
+            for spec in READ_MODELS:
+                view = install(spec.view, datastore)
+                tables.append(f"{spec.name} v{view.version}")
             return tables
         finally:
             app.close()

@@ -1,0 +1,31 @@
+"""Every read model the CRM maintains: its view (tables + queries) and its projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projections.lead_queue import LeadQueueProjection, LeadQueueView
+from projections.readmodel import ReadModelProjection, ReadModelView
+
+
+@dataclass(frozen=True)
+class ReadModelSpec:
+    """A read model's name, view class and projection class."""
+
+    view: type[ReadModelView]
+    projection: type[ReadModelProjection]
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+
+READ_MODELS: tuple[ReadModelSpec, ...] = (ReadModelSpec(LeadQueueView, LeadQueueProjection),)
+
+
+def read_model(name: str) -> ReadModelSpec:
+    """The read model called `name`, or KeyError listing the known ones."""
+    for spec in READ_MODELS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no read model {name!r}; known: {', '.join(s.name for s in READ_MODELS)}")

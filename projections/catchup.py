@@ -1,0 +1,100 @@
+"""Feeding a read model from the log: page through new events, apply them in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+
+from domain.shared import DomainEvent
+from projections.readmodel import ReadModelProjection, ReadModelView, VersionSwitched
+
+Progress = Callable[[int, int, int], None]  # (position, head, events applied so far)
+
+
+def catch_up(
+    projection: ReadModelProjection,
+    recorder: ApplicationRecorder,
+    mapper: Mapper[Any],
+    *,
+    batch_size: int = 1000,
+    live: bool = True,
+    on_batch: Progress | None = None,
+) -> int:
+    """Apply every event after the view's position up to the log's head; returns the position.
+
+    Positions are safe to pass over: the event store commits in position order (table lock),
+    so every event at or below the head read here is committed. Events of types the projection
+    does not handle are filtered out by the query, and the position still advances past them.
+    """
+    view: ReadModelView = projection.view
+    position = view.position()
+    applied = 0
+    while True:
+        head = recorder.max_notification_id() or 0
+        if position >= head:
+            return position
+        notifications = recorder.select_notifications(
+            start=position,
+            limit=batch_size,
+            stop=head,
+            topics=projection.topics,
+            inclusive_of_start=False,
+        )
+        new_position = notifications[-1].id if len(notifications) == batch_size else head
+        apply_batch(projection, notifications, mapper, new_position, live=live)
+        applied += len(notifications)
+        position = new_position
+        if on_batch is not None:
+            on_batch(position, head, applied)
+
+
+def apply_batch(
+    projection: ReadModelProjection,
+    notifications: Sequence[Notification],
+    mapper: Mapper[Any],
+    position: int,
+    *,
+    live: bool,
+) -> None:
+    """One transaction for the batch; if it fails, find and name the event that fails."""
+    try:
+        events = [mapper.to_domain_event(n) for n in notifications]
+        projection.view.write_batch(projection, events, position, live=live)
+    except VersionSwitched:
+        raise
+    except Exception:
+        for notification in notifications:  # one by one, so the culprit is named
+            event = _decode(notification, mapper, projection)
+            try:
+                projection.view.write_batch(projection, [event], notification.id, live=live)
+            except VersionSwitched:
+                raise
+            except Exception as error:
+                raise EventFailed(projection.name, notification, error) from error
+        projection.view.write_batch(projection, [], position, live=live)
+
+
+def _decode(
+    notification: Notification, mapper: Mapper[Any], projection: ReadModelProjection
+) -> DomainEvent:
+    try:
+        event = mapper.to_domain_event(notification)
+    except Exception as error:
+        raise EventFailed(projection.name, notification, error) from error
+    assert isinstance(event, DomainEvent)
+    return event
+
+
+class EventFailed(Exception):
+    """One event cannot be applied to a read model; the events before it have been."""
+
+    def __init__(self, read_model: str, notification: Notification, error: BaseException) -> None:
+        super().__init__(
+            f"{read_model}: event {notification.topic} of {notification.originator_id}"
+            f"@{notification.originator_version} at position {notification.id} failed: "
+            f"{type(error).__name__}: {error}"
+        )
+        self.read_model = read_model
+        self.position = notification.id

@@ -1,0 +1,197 @@
+"""Lead queue: leads by status, owner, score and age (unassigned first), and speed-to-lead."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+import orjson
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed
+
+from domain.lead import (
+    LeadActivityLogged,
+    LeadAssigned,
+    LeadCaptured,
+    LeadConverted,
+    LeadDisqualified,
+    LeadQualified,
+    LeadReopened,
+    LeadScored,
+)
+from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
+
+
+class LeadQueueView(ReadModelView):
+    """One row per lead, kept current; speed-to-lead is derived from it at query time."""
+
+    name: ClassVar[str] = "lead_queue"
+    tables: ClassVar[dict[str, str]] = {
+        "leads": (
+            "lead_id uuid PRIMARY KEY, name text NOT NULL, company text, channel text NOT NULL, "
+            "campaign text, region text NOT NULL, status text NOT NULL, owner text, "
+            "score int, captured_at timestamptz NOT NULL, first_activity_at timestamptz, "
+            "last_activity_at timestamptz, converted_customer_id uuid, "
+            "updated_at timestamptz NOT NULL"
+        )
+    }
+    indexes: ClassVar[dict[str, list[str]]] = {
+        "leads": [
+            "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id",
+            "status",
+            "owner",
+        ]
+    }
+
+    def queue(
+        self,
+        *,
+        status: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        min_position: int | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """Leads, unassigned first, then by score (highest first) and age (oldest first)."""
+        self.wait_for(min_position)
+        where: list[Composed | SQL] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append(SQL("status = %s"))
+            params.append(status)
+        if owner is not None:
+            where.append(SQL("owner = %s"))
+            params.append(owner)
+        if cursor is not None:
+            where.append(SQL("({}) > (%s, %s, %s, %s)").format(SQL(QUEUE_KEY)))
+            params.extend(decode_cursor(cursor))
+        statement = SQL("SELECT * FROM {}").format(self.reader("leads"))
+        if where:
+            statement += SQL(" WHERE ") + SQL(" AND ").join(where)
+        statement += SQL(" ORDER BY {} LIMIT %s").format(SQL(QUEUE_KEY))
+        rows = self.fetch(statement, [*params, limit + 1])
+        page, more = rows[:limit], len(rows) > limit
+        return page, encode_cursor(page[-1]) if more else None
+
+    def speed_to_lead(self, by: str = "owner", *, min_position: int | None = None) -> list[Row]:
+        """Capture-to-first-activity per owner or channel: count, average and p90 in seconds."""
+        if by not in ("owner", "channel"):
+            raise ValueError("speed_to_lead groups by 'owner' or 'channel'")
+        self.wait_for(min_position)
+        seconds = "extract(epoch FROM first_activity_at - captured_at)"
+        return self.fetch(
+            SQL(
+                "SELECT {by} AS key, count(*) AS leads, count(first_activity_at) AS contacted, "
+                "avg(" + seconds + ") AS avg_seconds, "
+                "percentile_cont(0.9) WITHIN GROUP (ORDER BY " + seconds + ") AS p90_seconds "
+                "FROM {leads} GROUP BY {by} ORDER BY {by} NULLS FIRST"
+            ).format(by=SQL(by), leads=self.reader("leads"))
+        )
+
+    def get(self, lead_id: UUID, *, min_position: int | None = None) -> Row | None:
+        self.wait_for(min_position)
+        rows = self.fetch(
+            SQL("SELECT * FROM {} WHERE lead_id = %s").format(self.reader("leads")), (lead_id,)
+        )
+        return rows[0] if rows else None
+
+
+# Unassigned first, then highest score, then oldest; the id breaks ties (keyset pagination).
+QUEUE_KEY = "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id"
+
+
+def encode_cursor(row: Row) -> str:
+    """An opaque cursor: the sort key of the last row of a page."""
+    key = [
+        row["owner"] is not None,
+        -(row["score"] if row["score"] is not None else -1),
+        row["captured_at"].isoformat(),
+        str(row["lead_id"]),
+    ]
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode()
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The sort key in a cursor; a malformed cursor is a ValueError."""
+    try:
+        assigned, score, captured_at, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor))
+        return [bool(assigned), int(score), datetime.fromisoformat(captured_at), UUID(lead_id)]
+    except (ValueError, TypeError, orjson.JSONDecodeError) as error:
+        raise InvalidCursor(cursor) from error
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this read model did not issue."""
+
+
+class LeadQueueProjection(ReadModelProjection):
+    """Fills `lead_queue` from lead events."""
+
+    name = "lead_queue"
+
+    @handles(LeadCaptured)
+    def captured(self, curs: Cursor[DictRow], event: LeadCaptured) -> None:
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (lead_id, name, company, channel, campaign, region, status, "
+                "captured_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s) "
+                "ON CONFLICT (lead_id) DO NOTHING"
+            ).format(self.view.table("leads")),
+            (
+                event.originator_id,
+                event.name,
+                event.company,
+                event.channel,
+                event.campaign,
+                event.region,
+                event.timestamp,
+                event.timestamp,
+            ),
+        )
+
+    @handles(LeadScored)
+    def scored(self, curs: Cursor[DictRow], event: LeadScored) -> None:
+        self._set(curs, event, score=event.score)
+
+    @handles(LeadAssigned)
+    def assigned(self, curs: Cursor[DictRow], event: LeadAssigned) -> None:
+        self._set(curs, event, owner=event.owner)
+
+    @handles(LeadActivityLogged)
+    def activity(self, curs: Cursor[DictRow], event: LeadActivityLogged) -> None:
+        curs.execute(
+            SQL(
+                "UPDATE {} SET first_activity_at = least(first_activity_at, %(at)s), "
+                "last_activity_at = greatest(last_activity_at, %(at)s), updated_at = %(ts)s "
+                "WHERE lead_id = %(id)s"
+            ).format(self.view.table("leads")),
+            {"at": event.occurred_at, "ts": event.timestamp, "id": event.originator_id},
+        )
+
+    @handles(LeadQualified)
+    def qualified(self, curs: Cursor[DictRow], event: LeadQualified) -> None:
+        self._set(curs, event, status="qualified")
+
+    @handles(LeadDisqualified)
+    def disqualified(self, curs: Cursor[DictRow], event: LeadDisqualified) -> None:
+        self._set(curs, event, status="disqualified")
+
+    @handles(LeadReopened)
+    def reopened(self, curs: Cursor[DictRow], event: LeadReopened) -> None:
+        self._set(curs, event, status="open")
+
+    @handles(LeadConverted)
+    def converted(self, curs: Cursor[DictRow], event: LeadConverted) -> None:
+        self._set(curs, event, status="converted", converted_customer_id=event.customer_id)
+
+    def _set(self, curs: Cursor[DictRow], event: Any, **columns: Any) -> None:
+        assignments = SQL(", ").join(SQL(f"{column} = %s") for column in columns)
+        curs.execute(
+            SQL("UPDATE {} SET {}, updated_at = %s WHERE lead_id = %s").format(
+                self.view.table("leads"), assignments
+            ),
+            (*columns.values(), event.timestamp, event.originator_id),
+        )

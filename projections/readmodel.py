@@ -1,0 +1,239 @@
+"""What every read model shares: versioned tables, exactly-once batches, stable reader views."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.shared import DomainEvent
+
+APPLICATION_NAME = "CRM"  # the application whose log every read model follows
+REGISTRY_TABLE = "crm_read_models"
+
+Row = dict[str, Any]
+E = TypeVar("E", bound=DomainEvent)
+Handler = Callable[[Any, Cursor[DictRow], Any], None]
+
+
+class ReadModelView(PostgresTrackingRecorder):
+    """Tables of one version of a read model, plus its tracking table, in one database.
+
+    Subclasses declare `tables` (logical name -> the column definitions of CREATE TABLE) and
+    `indexes` (logical name -> index column lists). Version N of table `deals` of read model
+    `sales_funnel` is `rm_sales_funnel_vN_deals`; readers query the view
+    `rm_sales_funnel_deals`, which `activate()` points at the active version atomically.
+    """
+
+    name: ClassVar[str] = ""
+    tables: ClassVar[dict[str, str]] = {}
+    indexes: ClassVar[dict[str, list[str]]] = {}
+
+    def __init__(self, datastore: PostgresDatastore, version: int = 1) -> None:
+        self.version = version
+        super().__init__(datastore, tracking_table_name=self.physical("tracking"))
+        for logical, columns in self.tables.items():
+            self.sql_create_statements.append(
+                SQL("CREATE TABLE IF NOT EXISTS {} (" + columns + ")").format(self.table(logical))
+            )
+            for n, index_columns in enumerate(self.indexes.get(logical, [])):
+                self.sql_create_statements.append(
+                    SQL("CREATE INDEX IF NOT EXISTS {} ON {} (" + index_columns + ")").format(
+                        Identifier(self.physical(f"{logical}_ix{n}")), self.table(logical)
+                    )
+                )
+
+    # --- names ----------------------------------------------------------------------------------
+
+    def physical(self, logical: str, version: int | None = None) -> str:
+        return f"rm_{self.name}_v{self.version if version is None else version}_{logical}"
+
+    def table(self, logical: str) -> Identifier:
+        """The physical table of this version (for writers)."""
+        return Identifier(self.physical(logical))
+
+    @classmethod
+    def reader(cls, logical: str) -> Identifier:
+        """The stable view readers query, whatever version is active."""
+        return Identifier(f"rm_{cls.name}_{logical}")
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        projection: ReadModelProjection,
+        events: Sequence[DomainEvent],
+        position: int,
+        *,
+        live: bool = True,
+    ) -> None:
+        """Apply `events` and record `position`, all in one transaction (exactly once).
+
+        A live writer first takes a share lock on the registry row and checks that its version
+        is still the active one, so a rebuild's switch waits for it and it never writes to a
+        version that has been switched away from (and may be dropped).
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            if live:
+                curs.execute(
+                    SQL("SELECT active_version FROM {} WHERE name = %s FOR SHARE").format(
+                        Identifier(REGISTRY_TABLE)
+                    ),
+                    (self.name,),
+                )
+                row = curs.fetchone()
+                if row is None or row["active_version"] != self.version:
+                    raise VersionSwitched(self.name, self.version)
+            for event in events:
+                projection.apply(event, curs)
+            self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
+
+    def position(self) -> int:
+        """The last log position this version has processed (0 before the first)."""
+        return self.max_tracking_id(APPLICATION_NAME) or 0
+
+    # --- versions -------------------------------------------------------------------------------
+
+    def activate(self) -> None:
+        """Point the readers' views at this version and record it as active, atomically."""
+        with self.datastore.transaction(commit=True) as curs:
+            for logical in [*self.tables, "tracking"]:
+                curs.execute(SQL("DROP VIEW IF EXISTS {}").format(self.reader(logical)))
+                curs.execute(
+                    SQL("CREATE VIEW {} AS SELECT * FROM {}").format(
+                        self.reader(logical), self.table(logical)
+                    )
+                )
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (name, active_version) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET active_version = EXCLUDED.active_version"
+                ).format(Identifier(REGISTRY_TABLE)),
+                (self.name, self.version),
+            )
+
+    def drop(self) -> None:
+        """Drop this version's tables (never the active version's)."""
+        with self.datastore.transaction(commit=True) as curs:
+            for logical in [*self.tables, "tracking"]:
+                curs.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(self.table(logical)))
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def wait_for(self, min_position: int | None, timeout: float = 5.0) -> None:
+        """Block until the active version has processed `min_position` (read-your-writes)."""
+        if not min_position:
+            return
+        deadline = time.monotonic() + timeout
+        statement = SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
+            self.reader("tracking")
+        )
+        delay = 0.005
+        while True:
+            rows = self.fetch(statement, (APPLICATION_NAME,))
+            if rows and rows[0]["notification_id"] >= min_position:
+                return
+            if time.monotonic() >= deadline:
+                raise ReadModelNotCaughtUp(self.name, min_position)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def fetch(self, statement: Composed | SQL, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query on the readers' views and return its rows as dicts."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return list(curs.fetchall())
+
+
+class ReadModelProjection(Projection[Any]):
+    """Turns events into rows of its view; unknown event types are skipped (position advances)."""
+
+    handlers: ClassVar[dict[type[DomainEvent], Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.handlers = {
+            event_type: method
+            for method in cls.__dict__.values()
+            for event_type in getattr(method, "_handles", ())
+        }
+        # Every stored version of each type: old payloads are upcast when read.
+        cls.topics = tuple(
+            sorted(f"{t.TYPE}.v{v}" for t in cls.handlers for v in range(1, t.class_version + 1))
+        )
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """The library's one-event entry point: a batch of one."""
+        self.view.write_batch(self, [domain_event], tracking.notification_id)
+
+    def apply(self, event: DomainEvent, curs: Cursor[DictRow]) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(self, curs, event)
+
+
+def handles(*event_types: type[DomainEvent]) -> Callable[[Handler], Handler]:
+    """Mark a projection method as the handler of these event types."""
+
+    def mark(method: Handler) -> Handler:
+        method._handles = event_types  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def create_registry(datastore: PostgresDatastore) -> None:
+    """The table naming each read model's active version (created by `crm migrate`)."""
+    with datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                "name text PRIMARY KEY, active_version int NOT NULL, "
+                "building_version int, state text NOT NULL DEFAULT 'idle', error text, "
+                "worker text, heartbeat_at timestamptz)"
+            ).format(Identifier(REGISTRY_TABLE))
+        )
+
+
+def active_version(datastore: PostgresDatastore, name: str) -> int | None:
+    """The version readers see, or None before the read model is installed."""
+    with datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            SQL("SELECT active_version FROM {} WHERE name = %s").format(Identifier(REGISTRY_TABLE)),
+            (name,),
+        )
+        row = curs.fetchone()
+        return None if row is None else int(row["active_version"])
+
+
+def install(view_class: type[ReadModelView], datastore: PostgresDatastore) -> ReadModelView:
+    """The active version of a read model, creating version 1 on first use (idempotent)."""
+    version = active_version(datastore, view_class.name)
+    view = view_class(datastore, version or 1)
+    if version is None:
+        view.create_table()
+        view.activate()
+    return view
+
+
+class VersionSwitched(Exception):
+    """A rebuild made another version of the read model active; reload and carry on."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"Read model {name} v{version} is no longer the active version")
+
+
+class ReadModelNotCaughtUp(Exception):
+    """The read model had not processed the caller's write within the wait."""
+
+    def __init__(self, name: str, min_position: int) -> None:
+        super().__init__(f"Read model {name} has not reached position {min_position} yet")
+        self.name = name
+        self.min_position = min_position
