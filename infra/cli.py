@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 import orjson
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from domain.application import CRM
 from infra.bootstrap import build_crm, managed_services, running
 from infra.persistence import migrate as migrate_schema
+from infra.projections import ProjectionSupervisor, projection_status, rebuild
 from infra.services import ServiceStatus
 from infra.settings import get_settings
+from projections.catalog import READ_MODELS, ReadModelSpec, read_model
 
 app = typer.Typer(help="Event-sourced CRM backend.", no_args_is_help=True)
 services_app = typer.Typer(help="Embedded PostgreSQL and NATS (used when no URL is set).")
 app.add_typer(services_app, name="services")
+projections_app = typer.Typer(help="Read models: run, inspect and rebuild them.")
+app.add_typer(projections_app, name="projections")
 console = Console()
 
 
@@ -35,7 +48,8 @@ def run(
         console.print(f"  health  http://{bind_host}:{bind_port}/health")
         console.print(f"  database {runtime.urls.database_url}")
         console.print(f"  nats     {runtime.urls.nats_url}")
-        uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
+        with ProjectionSupervisor(runtime.crm, runtime.urls.database_url):
+            uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
 
 
 @app.command()
@@ -98,6 +112,93 @@ def services_status() -> None:
     console.print(_status_table(statuses))
     if not all(s.running for s in statuses):
         raise typer.Exit(code=1)
+
+
+@projections_app.command("run")
+def projections_run() -> None:
+    """Keep every read model up to date until interrupted (one leader per read model)."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        supervisor = ProjectionSupervisor(crm, urls.database_url)
+        supervisor.start()
+        console.print(f"projecting {', '.join(s.name for s in READ_MODELS)}; Ctrl-C stops")
+        try:
+            while any(worker.is_alive() for worker in supervisor.workers):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            supervisor.stop()
+            crm.close()
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Per read model: version, position, log head, lag (events and ms), state."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        try:
+            statuses = projection_status(crm)
+        finally:
+            crm.close()
+    table = Table("read model", "version", "position", "head", "lag", "lag ms", "state", "error")
+    for s in statuses:
+        lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
+        table.add_row(
+            s.name,
+            str(s.version or "-"),
+            str(s.position),
+            str(s.head),
+            str(s.lag_events),
+            lag_ms,
+            s.state,
+            s.error or "",
+        )
+    console.print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: str | None = typer.Argument(None, help="Read model to rebuild."),
+    all_: bool = typer.Option(False, "--all", help="Rebuild every read model."),
+) -> None:
+    """Rebuild from position zero beside the serving version, then switch readers to it."""
+    if (name is None) == (not all_):
+        raise typer.BadParameter("name one read model, or pass --all")
+    try:
+        specs = list(READ_MODELS) if all_ else [read_model(name or "")]
+    except KeyError as error:
+        raise typer.BadParameter(str(error)) from None
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        try:
+            for spec in specs:
+                _rebuild_with_progress(crm, spec)
+        finally:
+            crm.close()
+
+
+def _rebuild_with_progress(crm: CRM, spec: ReadModelSpec) -> None:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(spec.name, total=None, rate="-")
+        started = time.monotonic()
+
+        def advance(position: int, head: int, applied: int) -> None:
+            rate = applied / max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=position, total=head, rate=f"{rate:,.0f}")
+
+        version = rebuild(crm, spec, on_batch=advance)
+    console.print(f"{spec.name}: now serving version {version}")
 
 
 def _status_table(statuses: list[ServiceStatus]) -> Table:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from infra.bootstrap import build_crm
 from infra.cli import app
 from infra.settings import Settings, get_settings
+from projections.catalog import READ_MODELS
 
 runner = CliRunner()
 
@@ -69,3 +70,32 @@ def test_history_prints_a_records_events_as_json_lines(env: None, database_url: 
         "crm.customer.tagged.v1",
     ]
     assert lines[0]["name"] == "Li Lei"
+
+
+def test_projections_status_lists_every_read_model(env: None) -> None:
+    runner.invoke(app, ["migrate"])
+
+    result = runner.invoke(app, ["projections", "status"])
+
+    assert result.exit_code == 0, result.output
+    for spec in READ_MODELS:
+        assert spec.name in result.output
+
+
+def test_projections_rebuild_switches_to_a_new_version(env: None, database_url: str) -> None:
+    runner.invoke(app, ["migrate"])
+    crm = build_crm(Settings(), database_url)
+    crm.capture_lead(channel="ads", name="Li", region="east", phone="13812345678")
+    crm.close()
+
+    result = runner.invoke(app, ["projections", "rebuild", "--all"])
+
+    assert result.exit_code == 0, result.output
+    assert "now serving version 2" in result.output
+
+
+def test_projections_rebuild_refuses_an_unknown_read_model(env: None) -> None:
+    result = runner.invoke(app, ["projections", "rebuild", "no_such_model"])
+
+    assert result.exit_code == 2
+    assert "no read model" in result.output

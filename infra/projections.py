@@ -1,0 +1,281 @@
+"""Runs the read models: one leader per read model across processes, restarts, status, rebuild."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+from domain.application import CRM
+from projections.catalog import READ_MODELS, ReadModelSpec
+from projections.catchup import EventFailed, Progress, catch_up
+from projections.readmodel import (
+    REGISTRY_TABLE,
+    VersionSwitched,
+    create_registry,
+    install,
+)
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_STALE_SECONDS = 10.0
+
+
+def lock_key(name: str) -> int:
+    """The advisory-lock key that elects one leader for a read model."""
+    digest = hashlib.blake2b(f"crm.read_model.{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class ProjectionWorker(threading.Thread):
+    """Keeps one read model up to date while it holds that read model's advisory lock."""
+
+    def __init__(
+        self,
+        spec: ReadModelSpec,
+        crm: CRM,
+        database_url: str,
+        stopping: threading.Event,
+        *,
+        batch_size: int = 500,
+        max_failures: int = 3,
+        max_backoff: float = 30.0,
+    ) -> None:
+        super().__init__(name=f"projection-{spec.name}", daemon=True)
+        self.spec = spec
+        self.crm = crm
+        self.database_url = database_url
+        self.stopping = stopping
+        self.batch_size = batch_size
+        self.max_failures = max_failures
+        self.max_backoff = max_backoff
+        self.datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+        self.is_leader = threading.Event()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def run(self) -> None:
+        failures, failed_at, backoff = 0, None, 0.5
+        while not self.stopping.is_set():
+            try:
+                self._lead_when_elected()
+                return
+            except VersionSwitched:
+                self.stopping.wait(0.05)
+                continue  # a rebuild switched versions: reload the active one
+            except EventFailed as error:
+                failures = failures + 1 if error.position == failed_at else 1
+                failed_at = error.position
+                if failures >= self.max_failures:
+                    logger.error("read model stopped: %s", error)
+                    self._record("stopped", str(error))
+                    return
+                self._record("error", str(error))
+            except Exception as error:  # any other failure: log, back off, try again
+                logger.exception("read model %s failed; restarting", self.spec.name)
+                self._record("error", f"{type(error).__name__}: {error}")
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    def _lead_when_elected(self) -> None:
+        """Wait as a standby until this worker holds the read model's advisory lock, then serve.
+
+        The lock belongs to this connection's session: if the process dies, PostgreSQL
+        releases it and a standby in another process takes over within a second.
+        """
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            key = lock_key(self.spec.name)
+            while not self.stopping.is_set():
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if row and row[0]:
+                    break
+                self.stopping.wait(1.0)
+            else:
+                return
+            self.is_leader.set()
+            try:
+                self._serve()
+            finally:
+                self.is_leader.clear()
+
+    def _serve(self) -> None:
+        projection = self.spec.projection(view=install(self.spec.view, self.datastore))
+        channel = self.crm.recorder.channel_name  # type: ignore[attr-defined]
+        with psycopg.connect(self.database_url, autocommit=True) as listener:
+            listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
+            while not self.stopping.is_set():
+                catch_up(projection, self.crm.recorder, self.crm.mapper, batch_size=self.batch_size)
+                self._record("running", None)
+                for _ in listener.notifies(timeout=1.0, stop_after=1):
+                    pass  # woken by a commit (or the timeout): look again
+
+    def _record(self, state: str, error: str | None) -> None:
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET state = %s, error = %s, worker = %s, heartbeat_at = now() "
+                        "WHERE name = %s"
+                    ).format(Identifier(REGISTRY_TABLE)),
+                    (state, error, self.worker_id, self.spec.name),
+                )
+        except Exception:  # status is best effort; the worker's own loop reports real failures
+            logger.exception("could not record the state of read model %s", self.spec.name)
+
+
+class ProjectionSupervisor:
+    """Starts a worker per read model; each waits as standby while another process leads."""
+
+    def __init__(
+        self, crm: CRM, database_url: str, specs: Sequence[ReadModelSpec] = READ_MODELS
+    ) -> None:
+        self.stopping = threading.Event()
+        self.workers = [ProjectionWorker(s, crm, database_url, self.stopping) for s in specs]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        for worker in self.workers:
+            worker.join(timeout)
+
+    def __enter__(self) -> ProjectionSupervisor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """Where one read model stands against the log."""
+
+    name: str
+    version: int | None
+    position: int
+    head: int
+    lag_events: int
+    lag_ms: float | None
+    state: str
+    error: str | None
+
+
+def projection_status(
+    crm: CRM, specs: Sequence[ReadModelSpec] = READ_MODELS
+) -> list[ProjectionStatus]:
+    """Position, head, lag and state of every read model."""
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    create_registry(datastore)
+    head = crm.recorder.max_notification_id() or 0
+    now = datetime.now(UTC)
+    statuses = []
+    for spec in specs:
+        registry = _registry_row(datastore, spec.name)
+        version = None if registry is None else int(registry["active_version"])
+        view = spec.view(datastore, version or 1)
+        projection = spec.projection(view=view)
+        position = view.position() if version is not None else 0
+        pending = crm.recorder.select_notifications(
+            start=position, limit=1, stop=head, topics=projection.topics, inclusive_of_start=False
+        )
+        lag_ms = None
+        if pending:
+            oldest = crm.mapper.to_domain_event(pending[0])
+            lag_ms = (now - oldest.timestamp).total_seconds() * 1000  # type: ignore[attr-defined]
+        lag_events = _count_pending(crm, projection.topics, position, head)
+        statuses.append(
+            ProjectionStatus(
+                name=spec.name,
+                version=version,
+                position=position,
+                head=head,
+                lag_events=lag_events,
+                lag_ms=lag_ms,
+                state=_state(registry, lag_events, now),
+                error=None if registry is None else registry["error"],
+            )
+        )
+    return statuses
+
+
+def _registry_row(datastore: Any, name: str) -> dict[str, Any] | None:
+    with datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            SQL("SELECT * FROM {} WHERE name = %s").format(Identifier(REGISTRY_TABLE)), (name,)
+        )
+        row: dict[str, Any] | None = curs.fetchone()
+        return row
+
+
+def _count_pending(crm: CRM, topics: Sequence[str], position: int, head: int) -> int:
+    table = crm.recorder.events_table_name  # type: ignore[attr-defined]
+    with crm.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+        row = conn.execute(
+            SQL(
+                "SELECT count(*) AS n FROM {} WHERE notification_id > %s "
+                "AND notification_id <= %s AND topic = ANY(%s)"
+            ).format(Identifier(table)),
+            (position, head, list(topics)),
+        ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _state(registry: dict[str, Any] | None, lag_events: int, now: datetime) -> str:
+    if registry is None:
+        return "not installed"
+    if registry["state"] == "stopped":
+        return "stopped with error"
+    beat = registry["heartbeat_at"]
+    if beat is None or (now - beat).total_seconds() > HEARTBEAT_STALE_SECONDS:
+        return "not running"
+    if registry["state"] == "error":
+        return "restarting after error"
+    return "catching up" if lag_events else "running"
+
+
+def rebuild(crm: CRM, spec: ReadModelSpec, on_batch: Progress | None = None) -> int:
+    """Build a new version from position zero beside the serving one, then switch readers to it.
+
+    The old version serves queries until the switch, which is one transaction; a crash before it
+    leaves the old version serving (the half-built version is dropped by the next rebuild).
+    Returns the new version.
+    """
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    create_registry(datastore)
+    current = install(spec.view, datastore).version
+    registry = _registry_row(datastore, spec.name)
+    leftover = None if registry is None else registry["building_version"]
+    if leftover is not None and leftover != current:
+        spec.view(datastore, leftover).drop()
+    new_version = max(current, leftover or 0) + 1
+    _set_building(datastore, spec.name, new_version)
+    view = spec.view(datastore, new_version)
+    view.drop()
+    view.create_table()
+    projection = spec.projection(view=view)
+    catch_up(projection, crm.recorder, crm.mapper, batch_size=5000, live=False, on_batch=on_batch)
+    view.activate()  # waits for a live batch in flight; live workers then move to this version
+    _set_building(datastore, spec.name, None)
+    spec.view(datastore, current).drop()
+    return new_version
+
+
+def _set_building(datastore: Any, name: str, building: int | None) -> None:
+    with datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("UPDATE {} SET building_version = %s WHERE name = %s").format(
+                Identifier(REGISTRY_TABLE)
+            ),
+            (building, name),
+        )
