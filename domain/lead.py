@@ -7,8 +7,16 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 from uuid import UUID
 
-from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent, InvalidValue, now
-from domain.values import DEFAULT_PHONE_REGION, normalise_email, normalise_phone
+from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent, now
+from domain.values import (
+    DEFAULT_PHONE_REGION,
+    check_aware,
+    check_choice,
+    optional_email,
+    optional_phone,
+    optional_text,
+    required_text,
+)
 
 Channel = Literal["web_form", "landing_page", "event", "referral", "ads", "phone", "import"]
 ActivityKind = Literal["call", "email", "message", "meeting", "visit", "note"]
@@ -178,11 +186,9 @@ class Lead(Aggregate):
         utm_term: str | None = None,
         utm_content: str | None = None,
     ) -> Lead:
-        check_choice("channel", channel, Channel)
+        check_choice("channel", channel, get_args(Channel))
         # Blank form fields mean "not given", so they never fail validation.
-        email, phone = optional_text(email), optional_text(phone)
-        email = normalise_email(email) if email else None
-        phone = normalise_phone(phone, phone_region) if phone else None
+        email, phone = optional_email(email), optional_phone(phone, phone_region)
         check_has_contact_details(lead_id, email, phone)
         return cls._start(
             LeadCaptured,
@@ -222,7 +228,7 @@ class Lead(Aggregate):
         occurred_at: datetime | None = None,
     ) -> None:
         check_not_converted(self)
-        check_choice("kind", kind, ActivityKind)
+        check_choice("kind", kind, get_args(ActivityKind))
         summary = required_text("summary", summary)
         check_aware("occurred_at", occurred_at)
         if activity_id in self.activity_ids:
@@ -256,30 +262,6 @@ class Lead(Aggregate):
         check_not_converted(self)
         check_qualified(self)
         self._trigger(LeadConverted, customer_id=customer_id, opportunity_id=opportunity_id)
-
-
-def required_text(field_name: str, value: str) -> str:
-    """The text without surrounding blanks, or InvalidValue when nothing is left."""
-    if not value or not value.strip():
-        raise InvalidValue(field_name, value, "must not be blank")
-    return value.strip()
-
-
-def optional_text(value: str | None) -> str | None:
-    """The text without surrounding blanks, or None when nothing is left."""
-    if value is None:
-        return None
-    return value.strip() or None
-
-
-def check_choice(field_name: str, value: object, choices: object) -> None:
-    if value not in get_args(choices):
-        raise InvalidValue(field_name, value, f"must be one of {', '.join(get_args(choices))}")
-
-
-def check_aware(field_name: str, value: datetime | None) -> None:
-    if value is not None and value.utcoffset() is None:
-        raise InvalidValue(field_name, value, "must carry a time zone")
 
 
 def check_has_contact_details(lead_id: UUID, email: str | None, phone: str | None) -> None:

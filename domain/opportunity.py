@@ -10,8 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent, InvalidValue
-from domain.values import Money
+from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent
+from domain.values import Money, check_choice, optional_text, required_text
 
 OpenStage = Literal["qualification", "needs_analysis", "proposal", "negotiation"]
 Stage = Literal[OpenStage, "won", "lost"]
@@ -183,7 +183,7 @@ class Opportunity(Aggregate):
             opportunity_id,
             customer_id=customer_id,
             title=required_text("title", title),
-            amount=checked_amount(amount),
+            amount=amount,
             expected_close=expected_close,
             owner=required_text("owner", owner),
             source_lead_id=source_lead_id,
@@ -199,7 +199,7 @@ class Opportunity(Aggregate):
 
     def move_to_stage(self, stage: OpenStage) -> None:
         check_not_closed(self)
-        check_open_stage(stage)
+        check_choice("stage", stage, PIPELINE)
         if stage != self.stage:
             self._trigger(OpportunityStageChanged, from_stage=self.stage, stage=stage)
 
@@ -207,7 +207,7 @@ class Opportunity(Aggregate):
         # The currency may change too (the customer asked to be quoted in another one): the
         # event carries the whole Money, and read models never add amounts across currencies.
         check_not_closed(self)
-        if checked_amount(amount) != self.amount:
+        if amount != self.amount:
             self._trigger(OpportunityAmountChanged, amount=amount)
 
     def change_expected_close(self, expected_close: date) -> None:
@@ -221,7 +221,7 @@ class Opportunity(Aggregate):
         self._trigger(
             OpportunityWon,
             from_stage=self.stage,
-            amount=checked_amount(amount),
+            amount=amount,
             contract_reference=required_text("contract_reference", contract_reference),
         )
 
@@ -231,31 +231,12 @@ class Opportunity(Aggregate):
             OpportunityLost,
             from_stage=self.stage,
             reason=required_text("reason", reason),
-            competitor=(competitor or "").strip() or None,
+            competitor=optional_text(competitor),
         )
 
     def reopen(self) -> None:
         check_lost(self)
         self._trigger(OpportunityReopened, stage=self.lost_from_stage)
-
-
-def required_text(field_name: str, value: str) -> str:
-    """The text without surrounding blanks, or InvalidValue when nothing is left."""
-    if not value or not value.strip():
-        raise InvalidValue(field_name, value, "must not be blank")
-    return value.strip()
-
-
-def checked_amount(amount: Money) -> Money:
-    """The amount, refused when negative (Money.of checks this, Money() does not)."""
-    if amount.amount < 0:
-        raise InvalidValue("amount", amount.amount, "must not be negative")
-    return amount
-
-
-def check_open_stage(stage: str) -> None:
-    if stage not in PIPELINE:
-        raise InvalidValue("stage", stage, f"must be one of {', '.join(PIPELINE)}")
 
 
 def check_not_closed(opportunity: Opportunity) -> None:

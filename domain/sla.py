@@ -1,4 +1,9 @@
-"""Service levels, pure: business calendars, SLA policies and business-time due arithmetic."""
+"""Service levels, pure: business calendars, SLA policies and business-time due arithmetic.
+
+Business time is real elapsed time inside a calendar's working hours (local wall clock, minus
+holidays). A due time is the earliest instant by which the target's business time has passed;
+a pause pushes it back by the business time paused. Aware datetimes in, UTC datetimes out.
+"""
 
 from __future__ import annotations
 
@@ -117,7 +122,10 @@ class BusinessCalendar(BaseModel):
         )
 
     def windows(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The working stretches of local `day` as sorted, disjoint UTC instants."""
+        """The working stretches of local `day` as sorted, disjoint UTC instants.
+
+        Wall times that a DST change skips or repeats are read with fold=0 (the earlier offset).
+        """
         if day in self.holidays:
             return []
         midnight = datetime.combine(day, MIDNIGHT)

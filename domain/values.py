@@ -1,12 +1,15 @@
-"""Value objects shared by the aggregates: emails, phones, money and currencies."""
+"""Value objects and input checks shared by the aggregates: text, choices, emails, phones, money."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.shared import InvalidValue
 
@@ -25,6 +28,54 @@ ISO_4217 = frozenset(
     XPF YER ZAR ZMW ZWG
     """.split()
 )
+
+
+T = TypeVar("T")
+
+Refusal = Callable[[str, object, str], InvalidValue]
+"""Builds the error for a refused (field name, value, reason); an aggregate may add its id."""
+
+
+def required_text(field_name: str, value: str, *, refuse: Refusal = InvalidValue) -> str:
+    """The text without surrounding blanks, refused when nothing is left."""
+    stripped = (value or "").strip()
+    if not stripped:
+        raise refuse(field_name, value, "must not be blank")
+    return stripped
+
+
+def optional_text(value: str | None) -> str | None:
+    """The text without surrounding blanks, or None when nothing is left."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+def check_choice(
+    field_name: str, value: T, choices: Collection[str], *, refuse: Refusal = InvalidValue
+) -> T:
+    """The value, refused unless it is one of `choices`."""
+    if value not in choices:
+        raise refuse(field_name, value, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def check_aware(field_name: str, value: datetime | None) -> None:
+    """Refuse a datetime without a time zone (None, meaning "not given", passes)."""
+    if value is not None and value.utcoffset() is None:
+        raise InvalidValue(field_name, value, "must carry a time zone")
+
+
+def optional_email(value: str | None) -> str | None:
+    """The normalised email address, or None when blank or not given."""
+    text = optional_text(value)
+    return None if text is None else normalise_email(text)
+
+
+def optional_phone(value: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
+    """The phone number as E.164 (national ones read in `region`), or None when blank."""
+    text = optional_text(value)
+    return None if text is None else normalise_phone(text, region)
 
 
 def normalise_email(value: str) -> str:
@@ -60,8 +111,16 @@ class Money(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount: Decimal
+    # Non-finite amounts reach the validator below, so they are refused as InvalidValue too.
+    amount: Decimal = Field(allow_inf_nan=True)
     currency: str
+
+    @field_validator("amount")
+    @classmethod
+    def _finite_and_not_negative(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or value < 0:
+            raise InvalidValue("amount", value, "must be a finite amount >= 0")
+        return value
 
     @field_validator("currency")
     @classmethod
@@ -75,6 +134,4 @@ class Money(BaseModel):
             exact = Decimal(str(amount))
         except InvalidOperation:
             raise InvalidValue("amount", amount, "not a number") from None
-        if not exact.is_finite() or exact < 0:
-            raise InvalidValue("amount", amount, "must be a finite amount >= 0")
-        return cls(amount=exact, currency=check_currency(currency))
+        return cls(amount=exact, currency=currency)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -140,36 +141,43 @@ def test_a_round_the_clock_calendar_counts_real_time_even_across_a_dst_change() 
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    "build",
     [
-        ("naive start", lambda: DEFAULT_CALENDAR.add_business_time(datetime(2026, 3, 2), H)),
-        ("negative", lambda: DEFAULT_CALENDAR.add_business_time(local(2026, 3, 2), -H)),
-        (
-            "naive end",
+        pytest.param(
+            lambda: DEFAULT_CALENDAR.add_business_time(datetime(2026, 3, 2), H), id="naive start"
+        ),
+        pytest.param(
+            lambda: DEFAULT_CALENDAR.add_business_time(local(2026, 3, 2), -H), id="negative"
+        ),
+        pytest.param(
             lambda: DEFAULT_CALENDAR.business_time_between(local(2026, 3, 2), datetime(2026, 3, 3)),
+            id="naive end",
         ),
-        ("backwards hours", lambda: WorkingHours(start=time(18), end=time(9))),
-        (
-            "overlapping hours",
+        pytest.param(lambda: WorkingHours(start=time(18), end=time(9)), id="backwards hours"),
+        pytest.param(
             lambda: BusinessCalendar(week=(hours(("09:00", "13:00"), ("12:00", "18:00")),) * 7),
+            id="overlapping hours",
         ),
-        ("six days", lambda: BusinessCalendar(week=(hours(("09:00", "18:00")),) * 6)),
-        ("never open", lambda: BusinessCalendar(week=((),) * 7)),
-        ("unknown zone", lambda: BusinessCalendar(time_zone="Mars/Olympus_Mons")),
-        (
-            "missing priority",
+        pytest.param(
+            lambda: BusinessCalendar(week=(hours(("09:00", "18:00")),) * 6), id="six days"
+        ),
+        pytest.param(lambda: BusinessCalendar(week=((),) * 7), id="never open"),
+        pytest.param(lambda: BusinessCalendar(time_zone="Mars/Olympus_Mons"), id="unknown zone"),
+        pytest.param(
             lambda: SlaPolicy(
                 version="x", targets={Priority.P1: SlaTarget(first_response=H, resolution=H)}
             ),
+            id="missing priority",
         ),
-        ("zero target", lambda: SlaTarget(first_response=timedelta(0), resolution=H)),
-        ("resolution first", lambda: SlaTarget(first_response=2 * H, resolution=H)),
+        pytest.param(
+            lambda: SlaTarget(first_response=timedelta(0), resolution=H), id="zero target"
+        ),
+        pytest.param(lambda: SlaTarget(first_response=2 * H, resolution=H), id="resolution first"),
     ],
 )
-def test_malformed_calendars_policies_and_times_are_refused(name: str, value: object) -> None:
-    assert callable(value)
+def test_malformed_calendars_policies_and_times_are_refused(build: Callable[[], object]) -> None:
     with pytest.raises(InvalidValue):
-        value()
+        build()
 
 
 # --- properties ----------------------------------------------------------------------------------

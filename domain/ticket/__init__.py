@@ -1,0 +1,108 @@
+"""Service tickets: opened under an SLA, worked, paused on the customer, resolved and rated.
+
+States: open ⇄ waiting_on_customer → resolved → closed, and resolved → open again (reopen) within
+REOPEN_WINDOW of the resolution. Closed is final: a customer who writes back after closure gets
+a new ticket. The SLA clock stops while the ticket waits on the customer and while it is resolved;
+restarting it (resume, reopen) pushes the due times back by the business time it stood still.
+Once given, the first response's due time is settled and no longer moves. Due times and whether
+they were met are decided by the commands and stored in the events, so a replay never needs the
+policy or the calendar. Repeating a command whose outcome already holds records nothing (waiting,
+resolving, closing, reopening an open ticket, the same assignee, level or priority); rating twice
+is refused.
+"""
+
+from domain.ticket.aggregate import Ticket
+from domain.ticket.events import (
+    LEGACY_CATEGORY,
+    LEGACY_SLA_POLICY_VERSION,
+    Channel,
+    SlaClockRestarted,
+    TicketAssigned,
+    TicketClosed,
+    TicketEscalated,
+    TicketEvent,
+    TicketFirstResponded,
+    TicketOpened,
+    TicketPausedForCustomer,
+    TicketPriorityChanged,
+    TicketRated,
+    TicketReopened,
+    TicketResolved,
+    TicketResumed,
+    TicketStatus,
+)
+from domain.ticket.rules import (
+    ACTIVE,
+    CSAT_SCORES,
+    ESCALATION_LEVELS,
+    REOPEN_WINDOW,
+    ClosedTicketCannotBeReopened,
+    CsatScoreOutOfRange,
+    EscalationLevelOutOfRange,
+    InvalidTicketValue,
+    TicketAlreadyRated,
+    TicketCannotBeDeEscalated,
+    TicketNotActive,
+    TicketNotResolved,
+    TicketNotWaitingOnCustomer,
+    TicketReopenWindowExpired,
+    TicketRuleBroken,
+    check_active,
+    check_choice,
+    check_csat_score,
+    check_escalation_level,
+    check_not_closed,
+    check_not_de_escalated,
+    check_not_rated,
+    check_reopen_window,
+    check_resolved,
+    check_text,
+    check_waiting_on_customer,
+)
+
+__all__ = [
+    "ACTIVE",
+    "CSAT_SCORES",
+    "ESCALATION_LEVELS",
+    "LEGACY_CATEGORY",
+    "LEGACY_SLA_POLICY_VERSION",
+    "REOPEN_WINDOW",
+    "Channel",
+    "ClosedTicketCannotBeReopened",
+    "CsatScoreOutOfRange",
+    "EscalationLevelOutOfRange",
+    "InvalidTicketValue",
+    "SlaClockRestarted",
+    "Ticket",
+    "TicketAlreadyRated",
+    "TicketAssigned",
+    "TicketCannotBeDeEscalated",
+    "TicketClosed",
+    "TicketEscalated",
+    "TicketEvent",
+    "TicketFirstResponded",
+    "TicketNotActive",
+    "TicketNotResolved",
+    "TicketNotWaitingOnCustomer",
+    "TicketOpened",
+    "TicketPausedForCustomer",
+    "TicketPriorityChanged",
+    "TicketRated",
+    "TicketReopenWindowExpired",
+    "TicketReopened",
+    "TicketResolved",
+    "TicketResumed",
+    "TicketRuleBroken",
+    "TicketStatus",
+    "check_active",
+    "check_choice",
+    "check_csat_score",
+    "check_escalation_level",
+    "check_not_closed",
+    "check_not_de_escalated",
+    "check_not_rated",
+    "check_reopen_window",
+    "check_resolved",
+    "check_text",
+    "check_waiting_on_customer",
+]
