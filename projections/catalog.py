@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from projections.lead_queue import LeadQueueProjection, LeadQueueView
 from projections.readmodel import ReadModelProjection, ReadModelView
+from projections.sla_board import SlaBoardProjection, SlaBoardView
 
 
 @dataclass(frozen=True)
