@@ -21,7 +21,10 @@ class ReadModelSpec:
         return self.view.name
 
 
-READ_MODELS: tuple[ReadModelSpec, ...] = (ReadModelSpec(LeadQueueView, LeadQueueProjection),)
+READ_MODELS: tuple[ReadModelSpec, ...] = (
+    ReadModelSpec(LeadQueueView, LeadQueueProjection),
+    ReadModelSpec(SlaBoardView, SlaBoardProjection),
+)
 
 
 def read_model(name: str) -> ReadModelSpec:
