@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.lead_queue import LeadQueueProjection, LeadQueueView
+from projections.pipeline_forecast import PipelineForecastProjection, PipelineForecastView
 from projections.readmodel import ReadModelProjection, ReadModelView
+from projections.sales_funnel import SalesFunnelProjection, SalesFunnelView
 from projections.sla_board import SlaBoardProjection, SlaBoardView
 
 
@@ -24,6 +26,8 @@ class ReadModelSpec:
 READ_MODELS: tuple[ReadModelSpec, ...] = (
     ReadModelSpec(LeadQueueView, LeadQueueProjection),
     ReadModelSpec(SlaBoardView, SlaBoardProjection),
+    ReadModelSpec(SalesFunnelView, SalesFunnelProjection),
+    ReadModelSpec(PipelineForecastView, PipelineForecastProjection),
 )
 
 
