@@ -16,7 +16,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from domain.application import CRM
 from infra.bootstrap import build_crm, managed_services, running
@@ -143,7 +143,8 @@ def projections_status() -> None:
             statuses = projection_status(crm)
         finally:
             crm.close()
-    table = Table("read model", "version", "position", "head", "lag", "lag ms", "state", "error")
+    table = Table("version", "position", "head", "lag", "lag ms", "state", "error")
+    table.columns.insert(0, Column("read model", no_wrap=True))  # names must stay greppable
     for s in statuses:
         lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
         table.add_row(
