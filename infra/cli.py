@@ -212,3 +212,7 @@ def _status_table(statuses: list[ServiceStatus]) -> Table:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,8 +22,15 @@ from infra.bootstrap import build_crm
 from infra.persistence import migrate
 from infra.projections import ProjectionSupervisor, projection_status, rebuild
 from infra.settings import Settings
-from projections.catalog import ReadModelSpec
-from projections.readmodel import ReadModelProjection, ReadModelView, active_version, handles
+from projections.catalog import ReadModelSpec, read_model
+from projections.lead_queue import LeadQueueView
+from projections.readmodel import (
+    ReadModelProjection,
+    ReadModelView,
+    active_version,
+    handles,
+    install,
+)
 
 
 class TagCountView(ReadModelView):
@@ -253,3 +263,37 @@ def test_status_reports_position_head_lag_and_state(crm: CRM, database_url: str)
     assert before.lag_events == 2 and before.lag_ms is not None
     assert during.position == during.head and during.lag_events == 0
     assert during.version == 1 and during.error is None
+
+
+def test_killing_the_leading_process_lets_a_standby_in_another_take_over(
+    crm: CRM, database_url: str, nats_url: str
+) -> None:
+    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_NATS_URL": nats_url}
+    leader = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "projections", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: f":{leader.pid}:" in (registry_worker(crm, "lead_queue") or ""), 20)
+        standby = ProjectionSupervisor(crm, database_url, [read_model("lead_queue")])
+        with standby:
+            time.sleep(1.5)
+            assert not standby.workers[0].is_leader.is_set()
+
+            leader.kill()  # no goodbye: PostgreSQL ends its session and frees the lock
+            leader.wait(10)
+            eventually(lambda: standby.workers[0].is_leader.is_set(), 20)
+            result = crm.capture_lead(channel="ads", name="Li", region="east", phone="13812345678")
+            queue = install(LeadQueueView, crm.recorder.datastore)  # type: ignore[attr-defined]
+            queue.wait_for(result.position, timeout=10)
+    finally:
+        leader.kill()
+        leader.wait(10)
+
+
+def registry_worker(crm: CRM, name: str) -> str | None:
+    with crm.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+        row = conn.execute("SELECT worker FROM crm_read_models WHERE name = %s", (name,)).fetchone()
+    return None if row is None else row["worker"]
