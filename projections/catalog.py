@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from projections.customer_360 import Customer360Projection, Customer360View
 from projections.lead_queue import LeadQueueProjection, LeadQueueView
 from projections.pipeline_forecast import PipelineForecastProjection, PipelineForecastView
 from projections.readmodel import ReadModelProjection, ReadModelView
@@ -28,6 +29,7 @@ READ_MODELS: tuple[ReadModelSpec, ...] = (
     ReadModelSpec(SlaBoardView, SlaBoardProjection),
     ReadModelSpec(SalesFunnelView, SalesFunnelProjection),
     ReadModelSpec(PipelineForecastView, PipelineForecastProjection),
+    ReadModelSpec(Customer360View, Customer360Projection),
 )
 
 
