@@ -106,6 +106,11 @@ def check_currency(code: str) -> str:
     return upper
 
 
+# Bounds that keep every amount storable and summable in any read model (PostgreSQL numeric).
+MAX_AMOUNT = Decimal(10) ** 15
+MAX_DECIMALS = 4
+
+
 class Money(BaseModel):
     """An exact amount in one currency; amounts in different currencies are never added."""
 
@@ -120,6 +125,12 @@ class Money(BaseModel):
     def _finite_and_not_negative(cls, value: Decimal) -> Decimal:
         if not value.is_finite() or value < 0:
             raise InvalidValue("amount", value, "must be a finite amount >= 0")
+        if value >= MAX_AMOUNT or value.as_tuple().exponent < -MAX_DECIMALS:  # type: ignore[operator]
+            raise InvalidValue(
+                "amount",
+                value,
+                f"must be below {MAX_AMOUNT:,} with at most {MAX_DECIMALS} decimals",
+            )
         return value
 
     @field_validator("currency")

@@ -18,7 +18,7 @@ from domain.customer import (
     LegalBasis,
     Tier,
 )
-from domain.shared import Aggregate, AlreadyExists
+from domain.shared import Aggregate, AlreadyExists, now
 from domain.uniqueness import CUSTOMER_EMAIL, CUSTOMER_PHONE, UniqueClaim, claim_id
 
 
@@ -151,7 +151,7 @@ class CustomerUseCases(UseCases):
                 interaction_id=new_id,
                 kind=kind,
                 summary=summary,
-                occurred_at=occurred_at or self.clock.now(),
+                occurred_at=occurred_at or now(),  # the command's own instant
                 contact_id=contact_id,
             ),
         )
@@ -181,20 +181,25 @@ class CustomerUseCases(UseCases):
     def merge_customers(
         self, survivor_id: UUID, duplicate_id: UUID, *, expected_version: int | None = None
     ) -> CommandResult:
-        """Merge the duplicate into the survivor; the duplicate's email/phone move with it."""
+        """Merge the duplicate into the survivor; repeating a finished merge changes nothing.
+
+        The duplicate's email and phone are released: the claims always mirror the profiles
+        of customers that can still change them, so nothing stays claimed forever.
+        """
 
         def command(survivor: Customer) -> list[Aggregate]:
             duplicate = self.commands.load(Customer, duplicate_id)
+            if duplicate.merged_into == survivor.id:
+                return []
             survivor.absorb(duplicate)
             duplicate.merge_into(survivor)
-            claims = []
+            released = []
             for kind, value in _contact_details(duplicate):
                 claim = self._load_claim(kind, value)
                 if claim is not None and claim.owner_id == duplicate.id:
                     claim.release(duplicate.id)
-                    claim.reclaim(survivor.id)
-                    claims.append(claim)
-            return [duplicate, *claims]
+                    released.append(claim)
+            return [duplicate, *released]
 
         return self.commands.change(Customer, survivor_id, command, expected_version)
 

@@ -152,16 +152,36 @@ def test_choosing_an_existing_id_is_rejected(crm: CRM) -> None:
         register(crm, customer_id=first.id, email="x@example.com")
 
 
-def test_merging_moves_the_duplicates_email_to_the_survivor(crm: CRM) -> None:
+def test_merging_frees_the_duplicates_email_and_phone(crm: CRM) -> None:
     survivor = register(crm)
-    duplicate = register(crm, name="Acme Ltd", email="hello@acme.example.com")
+    duplicate = register(crm, name="Acme Ltd", email="hello@acme.example.com", phone="13912345678")
 
     crm.merge_customers(survivor.id, duplicate.id)
 
     assert crm.state_at(Customer, duplicate.id).merged_into == survivor.id
-    with pytest.raises(CustomerEmailAlreadyRegistered) as error:
-        register(crm, name="Acme again", email="hello@acme.example.com")
-    assert error.value.owner_id == survivor.id
+    again = register(crm, name="Acme again", email="hello@acme.example.com", phone="13912345678")
+    assert again.id not in (survivor.id, duplicate.id)
+
+
+def test_repeating_a_finished_merge_changes_nothing(crm: CRM) -> None:
+    survivor = register(crm)
+    duplicate = register(crm, name="Acme Ltd", email="hello@acme.example.com")
+    crm.merge_customers(survivor.id, duplicate.id)
+
+    again = crm.merge_customers(survivor.id, duplicate.id)
+
+    assert again.position is None
+
+
+def test_logging_an_interaction_without_a_time_uses_the_commands_instant() -> None:
+    crm = CRM(env=event_store_env(Settings(persistence="memory"), None))  # the system clock
+    customer = crm.register_customer(kind="person", name="Li", region="east", owner="user:a")
+
+    result = crm.log_customer_interaction(customer.id, kind="call", summary="hello")
+
+    logged = crm.history(customer.id)[-1]
+    assert result.version == 2
+    assert logged.occurred_at == logged.timestamp  # type: ignore[attr-defined]
 
 
 def test_a_merged_customer_refuses_new_opportunities(crm: CRM) -> None:
