@@ -20,7 +20,7 @@ from projections.catalog import READ_MODELS, ReadModelSpec
 from projections.catchup import EventFailed, Progress, catch_up
 from projections.readmodel import (
     REGISTRY_TABLE,
-    VersionSwitched,
+    ReadModelMoved,
     create_registry,
     install,
 )
@@ -28,6 +28,7 @@ from projections.readmodel import (
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE_SECONDS = 10.0
+MIN_BACKOFF = 0.5
 
 
 def lock_key(name: str) -> int:
@@ -60,17 +61,18 @@ class ProjectionWorker(threading.Thread):
         self.max_backoff = max_backoff
         self.datastore = crm.recorder.datastore  # type: ignore[attr-defined]
         self.is_leader = threading.Event()
+        self.backoff = MIN_BACKOFF
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run(self) -> None:
-        failures, failed_at, backoff = 0, None, 0.5
+        failures, failed_at = 0, None
         while not self.stopping.is_set():
             try:
                 self._lead_when_elected()
                 return
-            except VersionSwitched:
+            except ReadModelMoved:
                 self.stopping.wait(0.05)
-                continue  # a rebuild switched versions: reload the active one
+                continue  # a rebuild switched versions, or another writer moved: reload
             except EventFailed as error:
                 failures = failures + 1 if error.position == failed_at else 1
                 failed_at = error.position
@@ -82,8 +84,8 @@ class ProjectionWorker(threading.Thread):
             except Exception as error:  # any other failure: log, back off, try again
                 logger.exception("read model %s failed; restarting", self.spec.name)
                 self._record("error", f"{type(error).__name__}: {error}")
-            self.stopping.wait(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+            self.stopping.wait(self.backoff)
+            self.backoff = min(self.backoff * 2, self.max_backoff)
 
     def _lead_when_elected(self) -> None:
         """Wait as a standby until this worker holds the read model's advisory lock, then serve.
@@ -102,18 +104,20 @@ class ProjectionWorker(threading.Thread):
                 return
             self.is_leader.set()
             try:
-                self._serve()
+                self._serve(conn)
             finally:
                 self.is_leader.clear()
 
-    def _serve(self) -> None:
+    def _serve(self, leadership: psycopg.Connection[Any]) -> None:
         projection = self.spec.projection(view=install(self.spec.view, self.datastore))
         channel = self.crm.recorder.channel_name  # type: ignore[attr-defined]
         with psycopg.connect(self.database_url, autocommit=True) as listener:
             listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
             while not self.stopping.is_set():
+                leadership.execute("SELECT 1")  # the lock lives as long as this session
                 catch_up(projection, self.crm.recorder, self.crm.mapper, batch_size=self.batch_size)
                 self._record("running", None)
+                self.backoff = MIN_BACKOFF
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
 
@@ -253,6 +257,25 @@ def rebuild(crm: CRM, spec: ReadModelSpec, on_batch: Progress | None = None) -> 
     """
     datastore = crm.recorder.datastore  # type: ignore[attr-defined]
     create_registry(datastore)
+    with datastore.get_connection() as lock:  # held for the whole rebuild: one at a time
+        key = lock_key(f"rebuild:{spec.name}")
+        row = lock.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,)).fetchone()
+        if not row or not row["locked"]:
+            raise RebuildInProgress(spec.name)
+        try:
+            return _rebuild(crm, spec, datastore, on_batch)
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+class RebuildInProgress(Exception):
+    """Another process is rebuilding this read model right now."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"read model {name} is being rebuilt by another process")
+
+
+def _rebuild(crm: CRM, spec: ReadModelSpec, datastore: Any, on_batch: Progress | None) -> int:
     current = install(spec.view, datastore).version
     registry = _registry_row(datastore, spec.name)
     leftover = None if registry is None else registry["building_version"]

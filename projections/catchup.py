@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+import psycopg
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    Mapper,
+    Notification,
+    OperationalError,
+)
 
 from domain.shared import DomainEvent
-from projections.readmodel import ReadModelProjection, ReadModelView, VersionSwitched
+from projections.readmodel import ReadModelMoved, ReadModelProjection, ReadModelView
+
+# Failures of the database or the network, not of an event: retried, never blamed on one.
+TRANSIENT: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+PASS_THROUGH: tuple[type[Exception], ...] = (ReadModelMoved, *TRANSIENT)
 
 Progress = Callable[[int, int, int], None]  # (position, head, events applied so far)
 
@@ -43,7 +59,7 @@ def catch_up(
             inclusive_of_start=False,
         )
         new_position = notifications[-1].id if len(notifications) == batch_size else head
-        apply_batch(projection, notifications, mapper, new_position, live=live)
+        apply_batch(projection, notifications, mapper, position, new_position, live=live)
         applied += len(notifications)
         position = new_position
         if on_batch is not None:
@@ -54,26 +70,35 @@ def apply_batch(
     projection: ReadModelProjection,
     notifications: Sequence[Notification],
     mapper: Mapper[Any],
+    start: int,
     position: int,
     *,
     live: bool,
 ) -> None:
-    """One transaction for the batch; if it fails, find and name the event that fails."""
+    """One transaction for the batch; if it fails, find and name the event that fails.
+
+    Database outages are not the events' fault: they propagate as they are, so the runner
+    retries without counting them against any event.
+    """
+    view = projection.view
     try:
         events = [mapper.to_domain_event(n) for n in notifications]
-        projection.view.write_batch(projection, events, position, live=live)
-    except VersionSwitched:
+        view.write_batch(projection, events, position, start=start, live=live)
+    except PASS_THROUGH:
         raise
     except Exception:
+        at = start
         for notification in notifications:  # one by one, so the culprit is named
             event = _decode(notification, mapper, projection)
             try:
-                projection.view.write_batch(projection, [event], notification.id, live=live)
-            except VersionSwitched:
+                view.write_batch(projection, [event], notification.id, start=at, live=live)
+            except PASS_THROUGH:
                 raise
             except Exception as error:
                 raise EventFailed(projection.name, notification, error) from error
-        projection.view.write_batch(projection, [], position, live=live)
+            at = notification.id
+        if position > at:
+            view.write_batch(projection, [], position, start=at, live=live)
 
 
 def _decode(

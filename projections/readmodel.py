@@ -72,13 +72,16 @@ class ReadModelView(PostgresTrackingRecorder):
         events: Sequence[DomainEvent],
         position: int,
         *,
+        start: int,
         live: bool = True,
     ) -> None:
-        """Apply `events` and record `position`, all in one transaction (exactly once).
+        """Apply the events after `start` up to `position`, and record `position`, in one
+        transaction (exactly once).
 
-        A live writer first takes a share lock on the registry row and checks that its version
-        is still the active one, so a rebuild's switch waits for it and it never writes to a
-        version that has been switched away from (and may be dropped).
+        The tracking row is locked and must still say `start`: a second writer (a leader that
+        lost its lock without noticing) can never apply the same events again. A live writer
+        also takes a share lock on the registry row and checks its version is still the active
+        one, so a rebuild's switch waits for it and it never writes to a switched-away version.
         """
         with self.datastore.transaction(commit=True) as curs:
             if live:
@@ -91,6 +94,23 @@ class ReadModelView(PostgresTrackingRecorder):
                 row = curs.fetchone()
                 if row is None or row["active_version"] != self.version:
                     raise VersionSwitched(self.name, self.version)
+            tracking = self.table("tracking")
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (application_name, notification_id) VALUES (%s, 0) "
+                    "ON CONFLICT DO NOTHING"
+                ).format(tracking),
+                (APPLICATION_NAME,),
+            )
+            curs.execute(
+                SQL("SELECT notification_id FROM {} WHERE application_name = %s FOR UPDATE").format(
+                    tracking
+                ),
+                (APPLICATION_NAME,),
+            )
+            row = curs.fetchone()
+            if row is None or row["notification_id"] != start:
+                raise PositionMoved(self.name, start)
             for event in events:
                 projection.apply(event, curs)
             self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
@@ -120,8 +140,17 @@ class ReadModelView(PostgresTrackingRecorder):
             )
 
     def drop(self) -> None:
-        """Drop this version's tables (never the active version's)."""
+        """Drop this version's tables; refuses to drop the active version."""
         with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("SELECT active_version FROM {} WHERE name = %s FOR UPDATE").format(
+                    Identifier(REGISTRY_TABLE)
+                ),
+                (self.name,),
+            )
+            row = curs.fetchone()
+            if row is not None and row["active_version"] == self.version:
+                raise ActiveVersionNotDropped(self.name, self.version)
             for logical in [*self.tables, "tracking"]:
                 curs.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(self.table(logical)))
 
@@ -171,7 +200,9 @@ class ReadModelProjection(Projection[Any]):
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's one-event entry point: a batch of one."""
-        self.view.write_batch(self, [domain_event], tracking.notification_id)
+        self.view.write_batch(
+            self, [domain_event], tracking.notification_id, start=self.view.position()
+        )
 
     def apply(self, event: DomainEvent, curs: Cursor[DictRow]) -> None:
         handler = self.handlers.get(type(event))
@@ -223,11 +254,29 @@ def install(view_class: type[ReadModelView], datastore: PostgresDatastore) -> Re
     return view
 
 
-class VersionSwitched(Exception):
-    """A rebuild made another version of the read model active; reload and carry on."""
+class ReadModelMoved(Exception):
+    """The read model moved on without this writer; reload it and carry on."""
+
+
+class VersionSwitched(ReadModelMoved):
+    """A rebuild made another version of the read model active."""
 
     def __init__(self, name: str, version: int) -> None:
         super().__init__(f"Read model {name} v{version} is no longer the active version")
+
+
+class PositionMoved(ReadModelMoved):
+    """Another writer recorded a position this writer did not start from."""
+
+    def __init__(self, name: str, start: int) -> None:
+        super().__init__(f"Read model {name} is no longer at position {start}")
+
+
+class ActiveVersionNotDropped(Exception):
+    """Dropping the version readers are using was refused."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"Read model {name} v{version} is active; it is not dropped")
 
 
 class ReadModelNotCaughtUp(Exception):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import psycopg
 import pytest
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -20,11 +21,20 @@ from domain.customer import Customer, CustomerRegistered, CustomerTagged
 from domain.shared import ConcurrencyConflict
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
-from infra.projections import ProjectionSupervisor, projection_status, rebuild
+from infra.projections import (
+    ProjectionSupervisor,
+    RebuildInProgress,
+    lock_key,
+    projection_status,
+    rebuild,
+)
 from infra.settings import Settings
 from projections.catalog import ReadModelSpec, read_model
+from projections.catchup import catch_up
 from projections.lead_queue import LeadQueueView
 from projections.readmodel import (
+    ActiveVersionNotDropped,
+    PositionMoved,
     ReadModelProjection,
     ReadModelView,
     active_version,
@@ -297,3 +307,38 @@ def registry_worker(crm: CRM, name: str) -> str | None:
     with crm.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
         row = conn.execute("SELECT worker FROM crm_read_models WHERE name = %s", (name,)).fetchone()
     return None if row is None else row["worker"]
+
+
+def test_a_second_writer_from_a_stale_position_applies_nothing(crm: CRM) -> None:
+    li = customer(crm, "Li")
+    crm.tag_customer(li, "a")
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    first = TagCountProjection(view=install(TagCountView, datastore))
+    stale = TagCountProjection(view=TagCountView(datastore, first.view.version))
+    catch_up(first, crm.recorder, crm.mapper)
+    events = [crm.mapper.to_domain_event(n) for n in crm.recorder.select_notifications(1, 10)]
+
+    with pytest.raises(PositionMoved):  # e.g. a leader that lost its lock without noticing
+        stale.view.write_batch(stale, events, first.view.position(), start=0)
+
+    assert view(crm).counts() == {"Li": 1}
+
+
+def test_only_one_rebuild_of_a_read_model_runs_at_a_time(crm: CRM, database_url: str) -> None:
+    customer(crm, "Li")
+    with psycopg.connect(database_url, autocommit=True) as other_process:
+        other_process.execute("SELECT pg_advisory_lock(%s)", (lock_key(f"rebuild:{SPEC.name}"),))
+
+        with pytest.raises(RebuildInProgress):
+            rebuild(crm, SPEC)
+
+    assert rebuild(crm, SPEC) == 2
+
+
+def test_the_active_version_is_never_dropped(crm: CRM) -> None:
+    active = install(TagCountView, crm.recorder.datastore)  # type: ignore[attr-defined]
+
+    with pytest.raises(ActiveVersionNotDropped):
+        active.drop()
+
+    assert view(crm).counts() == {}
