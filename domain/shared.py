@@ -109,8 +109,15 @@ class DomainEvent(BaseModel):
         if "TYPE" not in cls.__dict__ or not cls.TYPE:
             return  # abstract base (e.g. `LeadEvent`)
         existing = EVENT_TYPES.get(cls.TYPE)
-        if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise TypeError(f"event type {cls.TYPE!r} already names {existing.__qualname__}")
+        if existing is not None and _path(existing) != _path(cls):
+            raise TypeError(f"event type {cls.TYPE!r} already names {_path(existing)}")
+        missing = [
+            f"upcast_v{v}_v{v + 1}"
+            for v in range(1, cls.class_version)
+            if not callable(getattr(cls, f"upcast_v{v}_v{v + 1}", None))
+        ]
+        if missing:  # fail at import, not the day an old event is read
+            raise TypeError(f"{_path(cls)} is at v{cls.class_version} but lacks {missing}")
         EVENT_TYPES[cls.TYPE] = cls
 
     @classmethod
@@ -153,6 +160,10 @@ class CreationEvent(DomainEvent):
     def create(self) -> Aggregate:
         """Build the aggregate from this event; subclasses override."""
         raise NotImplementedError
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def event_id_for(originator_id: UUID, originator_version: int) -> UUID:

@@ -39,7 +39,8 @@ def upcast(cls: type[DomainEvent], from_version: int, state: dict[str, Any]) -> 
             f"{cls.TYPE} stored at v{from_version} is newer than this code (v{cls.class_version})"
         )
     for version in range(from_version, cls.class_version):
-        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        upcasted = getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        state = state if upcasted is None else upcasted  # in place, or a new dict returned
     return state
 
 

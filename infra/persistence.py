@@ -15,11 +15,29 @@ from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.readmodel import create_registry, install
 
+# What the event store's connection pool can take from a URL; libpq reads the rest of its
+# settings (PGSSLMODE, PGSSLROOTCERT, PGOPTIONS, ...) from the environment.
+URL_PARAMETERS = frozenset({"host", "port", "dbname", "user", "password", "connect_timeout"})
+
+
+def libpq_variable(parameter: str) -> str:
+    """The environment variable libpq reads for a connection parameter."""
+    return {"application_name": "PGAPPNAME"}.get(
+        parameter, "PG" + parameter.upper().replace("_", "")
+    )
+
 
 def postgres_env(database_url: str) -> dict[str, str]:
-    """The library's POSTGRES_* variables for a libpq URL."""
+    """The library's POSTGRES_* variables for a libpq URL; other URL options are refused."""
     parts: dict[str, Any] = conninfo_to_dict(database_url)
-    return {
+    unsupported = sorted(set(parts) - URL_PARAMETERS)
+    if unsupported:
+        hints = ", ".join(f"{key} (set {libpq_variable(key)})" for key in unsupported)
+        raise ValueError(
+            f"CRM_DATABASE_URL options the event store would ignore: {hints}; "
+            "set them as libpq environment variables instead so every connection uses them"
+        )
+    env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": str(parts.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(parts.get("host") or "127.0.0.1"),
@@ -27,6 +45,9 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_USER": str(parts.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(parts.get("password") or ""),
     }
+    if parts.get("connect_timeout"):
+        env["POSTGRES_CONNECT_TIMEOUT"] = str(parts["connect_timeout"])
+    return env
 
 
 def event_store_env(

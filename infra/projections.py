@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class ProjectionWorker(threading.Thread):
         self.datastore = crm.recorder.datastore  # type: ignore[attr-defined]
         self.is_leader = threading.Event()
         self.backoff = MIN_BACKOFF
+        self._last_beat = 0.0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run(self) -> None:
@@ -115,13 +117,25 @@ class ProjectionWorker(threading.Thread):
             listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
             while not self.stopping.is_set():
                 leadership.execute("SELECT 1")  # the lock lives as long as this session
-                catch_up(projection, self.crm.recorder, self.crm.mapper, batch_size=self.batch_size)
+                catch_up(
+                    projection,
+                    self.crm.recorder,
+                    self.crm.mapper,
+                    batch_size=self.batch_size,
+                    on_batch=self._beat,
+                )
                 self._record("running", None)
                 self.backoff = MIN_BACKOFF
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
 
+    def _beat(self, position: int, head: int, applied: int) -> None:
+        """A heartbeat while a long backlog is worked through (at most once a second)."""
+        if time.monotonic() - self._last_beat >= 1.0:
+            self._record("running", None)
+
     def _record(self, state: str, error: str | None) -> None:
+        self._last_beat = time.monotonic()
         try:
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(
@@ -216,7 +230,11 @@ def projection_status(
 def _registry_row(datastore: Any, name: str) -> dict[str, Any] | None:
     with datastore.get_connection() as conn, conn.cursor() as curs:
         curs.execute(
-            SQL("SELECT * FROM {} WHERE name = %s").format(Identifier(REGISTRY_TABLE)), (name,)
+            SQL(
+                "SELECT *, extract(epoch FROM now() - heartbeat_at) AS heartbeat_age "
+                "FROM {} WHERE name = %s"
+            ).format(Identifier(REGISTRY_TABLE)),
+            (name,),
         )
         row: dict[str, Any] | None = curs.fetchone()
         return row
@@ -240,8 +258,8 @@ def _state(registry: dict[str, Any] | None, lag_events: int, now: datetime) -> s
         return "not installed"
     if registry["state"] == "stopped":
         return "stopped with error"
-    beat = registry["heartbeat_at"]
-    if beat is None or (now - beat).total_seconds() > HEARTBEAT_STALE_SECONDS:
+    age = registry["heartbeat_age"]  # measured by the database's clock, like the heartbeat
+    if age is None or float(age) > HEARTBEAT_STALE_SECONDS:
         return "not running"
     if registry["state"] == "error":
         return "restarting after error"

@@ -39,6 +39,13 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     crm.record_customer_consent(acme, "email", granted=True, legal_basis="consent")
     crm.change_customer_tier(acme, "gold", reason="Annual revenue above 1M")
     crm.merge_customers(acme, dup)
+    crm.register_customer(  # the merged duplicate's email is free again: its claim is re-taken
+        kind="person",
+        name="Hello Desk",
+        region="east",
+        owner="user:bob",
+        email="hello@acme.example.com",
+    )
 
     lead = crm.capture_lead(
         channel="web_form",

@@ -99,10 +99,12 @@ class CommandRunner:
             try:
                 recordings = self.app.save(aggregate, *others)
             except IntegrityError:
-                if expected_version is not None or attempt == self.retries:
-                    actual = self.load(cls, record_id).version
+                actual = self.load(cls, record_id).version
+                if expected_version is not None and actual != expected_version:
                     raise ConcurrencyConflict(record_id, expected_version, actual) from None
-                continue
+                if attempt == self.retries:
+                    raise ConcurrencyConflict(record_id, expected_version, actual) from None
+                continue  # the race was lost on a record saved alongside: try again
             return _result(aggregate, recordings)
         raise AssertionError("unreachable")  # pragma: no cover
 
