@@ -111,9 +111,12 @@ class ReadModelView(PostgresTrackingRecorder):
             row = curs.fetchone()
             if row is None or row["notification_id"] != start:
                 raise PositionMoved(self.name, start)
-            for event in events:
-                projection.apply(event, curs)
-            self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
+            # Pipelined: the handlers' statements go out without waiting for each result
+            # (a handler that reads a result waits only then), so a batch is a few round trips.
+            with curs.connection.pipeline():
+                for event in events:
+                    projection.apply(event, curs)
+                self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
 
     def position(self) -> int:
         """The last log position this version has processed (0 before the first)."""
