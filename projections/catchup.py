@@ -83,7 +83,8 @@ def apply_batch(
     view = projection.view
     try:
         events = [mapper.to_domain_event(n) for n in notifications]
-        view.write_batch(projection, events, position, start=start, live=live)
+        positions = [n.id for n in notifications]
+        view.write_batch(projection, events, position, start=start, live=live, positions=positions)
     except PASS_THROUGH:
         raise
     except Exception:
@@ -91,7 +92,14 @@ def apply_batch(
         for notification in notifications:  # one by one, so the culprit is named
             event = _decode(notification, mapper, projection)
             try:
-                view.write_batch(projection, [event], notification.id, start=at, live=live)
+                view.write_batch(
+                    projection,
+                    [event],
+                    notification.id,
+                    start=at,
+                    live=live,
+                    positions=[notification.id],
+                )
             except PASS_THROUGH:
                 raise
             except Exception as error:

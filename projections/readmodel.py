@@ -74,9 +74,11 @@ class ReadModelView(PostgresTrackingRecorder):
         *,
         start: int,
         live: bool = True,
+        positions: Sequence[int] = (),
     ) -> None:
         """Apply the events after `start` up to `position`, and record `position`, in one
-        transaction (exactly once).
+        transaction (exactly once). `positions` are the events' log positions, which handlers
+        read as `self.position` (e.g. to order a timeline the same way in every rebuild).
 
         The tracking row is locked and must still say `start`: a second writer (a leader that
         lost its lock without noticing) can never apply the same events again. A live writer
@@ -114,7 +116,8 @@ class ReadModelView(PostgresTrackingRecorder):
             # Pipelined: the handlers' statements go out without waiting for each result
             # (a handler that reads a result waits only then), so a batch is a few round trips.
             with curs.connection.pipeline():
-                for event in events:
+                for n, event in enumerate(events):
+                    projection.position = positions[n] if positions else position
                     projection.apply(event, curs)
                 self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
 
@@ -188,6 +191,7 @@ class ReadModelProjection(Projection[Any]):
     """Turns events into rows of its view; unknown event types are skipped (position advances)."""
 
     handlers: ClassVar[dict[type[DomainEvent], Handler]] = {}
+    position: int = 0  # log position of the event being applied
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -204,7 +208,11 @@ class ReadModelProjection(Projection[Any]):
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's one-event entry point: a batch of one."""
         self.view.write_batch(
-            self, [domain_event], tracking.notification_id, start=self.view.position()
+            self,
+            [domain_event],
+            tracking.notification_id,
+            start=self.view.position(),
+            positions=[tracking.notification_id],
         )
 
     def apply(self, event: DomainEvent, curs: Cursor[DictRow]) -> None:
