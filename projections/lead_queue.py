@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-import orjson
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
@@ -22,7 +20,13 @@ from domain.lead import (
     LeadReopened,
     LeadScored,
 )
+from projections.pagination import InvalidCursor, check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
+
+__all__ = ["InvalidCursor", "LeadQueueProjection", "LeadQueueView"]
+
+# Unassigned first, then highest score, then oldest; the id breaks ties (keyset pagination).
+QUEUE_KEY = "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id"
 
 
 class LeadQueueView(ReadModelView):
@@ -38,13 +42,7 @@ class LeadQueueView(ReadModelView):
             "updated_at timestamptz NOT NULL"
         )
     }
-    indexes: ClassVar[dict[str, list[str]]] = {
-        "leads": [
-            "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id",
-            "status",
-            "owner",
-        ]
-    }
+    indexes: ClassVar[dict[str, list[str]]] = {"leads": [QUEUE_KEY, "status", "owner"]}
 
     def queue(
         self,
@@ -56,6 +54,7 @@ class LeadQueueView(ReadModelView):
         min_position: int | None = None,
     ) -> tuple[list[Row], str | None]:
         """Leads, unassigned first, then by score (highest first) and age (oldest first)."""
+        check_limit(limit)
         self.wait_for(min_position)
         where: list[Composed | SQL] = []
         params: list[Any] = []
@@ -67,14 +66,12 @@ class LeadQueueView(ReadModelView):
             params.append(owner)
         if cursor is not None:
             where.append(SQL("({}) > (%s, %s, %s, %s)").format(SQL(QUEUE_KEY)))
-            params.extend(decode_cursor(cursor))
+            params.extend(decode_cursor(cursor, QUEUE_KEY_PARSERS))
         statement = SQL("SELECT * FROM {}").format(self.reader("leads"))
         if where:
             statement += SQL(" WHERE ") + SQL(" AND ").join(where)
         statement += SQL(" ORDER BY {} LIMIT %s").format(SQL(QUEUE_KEY))
-        rows = self.fetch(statement, [*params, limit + 1])
-        page, more = rows[:limit], len(rows) > limit
-        return page, encode_cursor(page[-1]) if more else None
+        return page_of(self.fetch(statement, [*params, limit + 1]), limit, queue_key)
 
     def speed_to_lead(self, by: str = "owner", *, min_position: int | None = None) -> list[Row]:
         """Capture-to-first-activity per owner or channel: count, average and p90 in seconds."""
@@ -99,32 +96,17 @@ class LeadQueueView(ReadModelView):
         return rows[0] if rows else None
 
 
-# Unassigned first, then highest score, then oldest; the id breaks ties (keyset pagination).
-QUEUE_KEY = "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id"
-
-
-def encode_cursor(row: Row) -> str:
-    """An opaque cursor: the sort key of the last row of a page."""
-    key = [
+def queue_key(row: Row) -> list[Any]:
+    """The QUEUE_KEY of a row, as its cursor carries it (QUEUE_KEY_PARSERS read it back)."""
+    return [
         row["owner"] is not None,
         -(row["score"] if row["score"] is not None else -1),
         row["captured_at"].isoformat(),
         str(row["lead_id"]),
     ]
-    return base64.urlsafe_b64encode(orjson.dumps(key)).decode()
 
 
-def decode_cursor(cursor: str) -> list[Any]:
-    """The sort key in a cursor; a malformed cursor is a ValueError."""
-    try:
-        assigned, score, captured_at, lead_id = orjson.loads(base64.urlsafe_b64decode(cursor))
-        return [bool(assigned), int(score), datetime.fromisoformat(captured_at), UUID(lead_id)]
-    except (ValueError, TypeError, orjson.JSONDecodeError) as error:
-        raise InvalidCursor(cursor) from error
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that this read model did not issue."""
+QUEUE_KEY_PARSERS = (bool, int, datetime.fromisoformat, UUID)
 
 
 class LeadQueueProjection(ReadModelProjection):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
-from domain.shared import DomainError, DomainEvent
+from domain.shared import EVENT_TYPES, DomainError, DomainEvent
 from infra.mapper import upcast
+
+
+@pytest.fixture(autouse=True)
+def forget_test_event_types() -> Iterator[None]:
+    """Event types defined here must not leak into other tests' view of the registry."""
+    before = dict(EVENT_TYPES)
+    yield
+    EVENT_TYPES.clear()
+    EVENT_TYPES.update(before)
 
 
 def test_an_event_at_v2_without_an_upcaster_is_refused_when_defined() -> None:

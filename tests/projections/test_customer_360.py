@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -10,16 +9,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from psycopg.sql import SQL
+from hypothesis import Phase, given, settings
 
 from domain.application import CRM
 from domain.opportunity import PIPELINE
-from domain.shared import EVENT_TYPES, DomainError, FixedClock
-from projections.catchup import catch_up
+from domain.shared import EVENT_TYPES, FixedClock
 from projections.customer_360 import Customer360Projection, Customer360View, InvalidCursor
 from tests.domain.scenario import MONDAY_9AM
+from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero, rows_of
+from tests.projections.scripts import Command, Step, World, pick, play, random_scripts
 
 CLOSE = date(2026, 6, 30)
 
@@ -389,38 +387,13 @@ def test_read_your_writes_waits_for_the_position_of_a_write(crm: CRM, c360: Any)
 # --- a rebuild from zero gives the live rows ----------------------------------------------------
 
 
-def rows_of(view: Customer360View, table: str) -> list[dict[str, Any]]:
-    """Every row of one physical table of `view`, in a stable order."""
-    statement = SQL("SELECT * FROM {} t ORDER BY t::text").format(view.table(table))
-    with view.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(statement)
-        return list(curs.fetchall())
-
-
-class World:
-    """The ids a random command sequence has made so far, picked by index."""
-
-    def __init__(self) -> None:
-        self.customers: list[UUID] = []
-        self.deals: list[UUID] = []
-        self.tickets: list[UUID] = []
-        self.leads: list[UUID] = []
-        self.contacts: list[tuple[UUID, UUID]] = []
-
-    @staticmethod
-    def pick(ids: list[Any], n: int) -> Any:
-        if not ids:
-            raise LookupError("nothing to pick yet")
-        return ids[n % len(ids)]
-
-
 def _register(crm: CRM, w: World, a: int, b: int) -> None:
     email = f"c{b % 4}@example.com" if a % 2 else None  # a small pool: some collide
     w.customers.append(register(crm, f"Customer {a}", email=email, region=f"r{b % 3}"))
 
 
 def _contact(crm: CRM, w: World, a: int, b: int) -> None:
-    customer, contact = w.pick(w.customers, a), uuid4()
+    customer, contact = pick(w.customers, a), uuid4()
     crm.add_customer_contact(customer, name=f"P{b}", contact_id=contact)
     w.contacts.append((customer, contact))
 
@@ -431,67 +404,60 @@ def _lead(crm: CRM, w: World, a: int, b: int) -> None:
 
 
 def _convert(crm: CRM, w: World, a: int, b: int) -> None:
-    lead = w.pick(w.leads, a)
+    lead = pick(w.leads, a)
     crm.qualify_lead(lead)
-    crm.convert_lead(lead, w.pick(w.customers, b))
+    crm.convert_lead(lead, pick(w.customers, b))
 
 
 def _deal(crm: CRM, w: World, a: int, b: int) -> None:
-    w.deals.append(open_deal(crm, w.pick(w.customers, a), str(b * 10), ("CNY", "USD")[b % 2]))
+    w.deals.append(open_deal(crm, pick(w.customers, a), str(b * 10), ("CNY", "USD")[b % 2]))
 
 
 def _ticket(crm: CRM, w: World, a: int, b: int) -> None:
-    w.tickets.append(open_ticket(crm, w.pick(w.customers, a)))
+    w.tickets.append(open_ticket(crm, pick(w.customers, a)))
 
 
 COMMANDS: dict[str, Callable[[CRM, World, int, int], Any]] = {
     "register": _register,
     "update": lambda crm, w, a, b: crm.update_customer_profile(
-        w.pick(w.customers, a), name=f"Renamed {b}", region=f"r{b % 3}"
+        pick(w.customers, a), name=f"Renamed {b}", region=f"r{b % 3}"
     ),
     "contact": _contact,
-    "uncontact": lambda crm, w, a, b: crm.remove_customer_contact(*w.pick(w.contacts, a)),
-    "tag": lambda crm, w, a, b: crm.tag_customer(w.pick(w.customers, a), f"t{b % 3}"),
-    "untag": lambda crm, w, a, b: crm.untag_customer(w.pick(w.customers, a), f"t{b % 3}"),
+    "uncontact": lambda crm, w, a, b: crm.remove_customer_contact(*pick(w.contacts, a)),
+    "tag": lambda crm, w, a, b: crm.tag_customer(pick(w.customers, a), f"t{b % 3}"),
+    "untag": lambda crm, w, a, b: crm.untag_customer(pick(w.customers, a), f"t{b % 3}"),
     "consent": lambda crm, w, a, b: crm.record_customer_consent(
-        w.pick(w.customers, a), "email", granted=bool(b % 2), legal_basis="consent"
+        pick(w.customers, a), "email", granted=bool(b % 2), legal_basis="consent"
     ),
     "tier": lambda crm, w, a, b: crm.change_customer_tier(
-        w.pick(w.customers, a), ("standard", "silver", "gold")[b % 3], reason="review"
+        pick(w.customers, a), ("standard", "silver", "gold")[b % 3], reason="review"
     ),
-    "owner": lambda crm, w, a, b: crm.assign_customer_owner(w.pick(w.customers, a), f"user:{b}"),
+    "owner": lambda crm, w, a, b: crm.assign_customer_owner(pick(w.customers, a), f"user:{b}"),
     "interaction": lambda crm, w, a, b: crm.log_customer_interaction(
-        w.pick(w.customers, a), kind="call", summary=f"call {b}"
+        pick(w.customers, a), kind="call", summary=f"call {b}"
     ),
-    "merge": lambda crm, w, a, b: crm.merge_customers(
-        w.pick(w.customers, a), w.pick(w.customers, b)
-    ),
+    "merge": lambda crm, w, a, b: crm.merge_customers(pick(w.customers, a), pick(w.customers, b)),
     "lead": _lead,
     "lead_activity": lambda crm, w, a, b: crm.log_lead_activity(
-        w.pick(w.leads, a), kind="call", summary="hi"
+        pick(w.leads, a), kind="call", summary="hi"
     ),
     "convert": _convert,
     "deal": _deal,
     "stage": lambda crm, w, a, b: crm.move_opportunity_stage(
-        w.pick(w.deals, a), PIPELINE[b % len(PIPELINE)]
+        pick(w.deals, a), PIPELINE[b % len(PIPELINE)]
     ),
-    "amount": lambda crm, w, a, b: crm.change_opportunity_amount(w.pick(w.deals, a), str(b), "EUR"),
-    "win": lambda crm, w, a, b: win(crm, w.pick(w.deals, a), str(b)),
-    "lose": lambda crm, w, a, b: crm.lose_opportunity(w.pick(w.deals, a), reason="no"),
-    "reopen_deal": lambda crm, w, a, b: crm.reopen_opportunity(w.pick(w.deals, a)),
+    "amount": lambda crm, w, a, b: crm.change_opportunity_amount(pick(w.deals, a), str(b), "EUR"),
+    "win": lambda crm, w, a, b: win(crm, pick(w.deals, a), str(b)),
+    "lose": lambda crm, w, a, b: crm.lose_opportunity(pick(w.deals, a), reason="no"),
+    "reopen_deal": lambda crm, w, a, b: crm.reopen_opportunity(pick(w.deals, a)),
     "ticket": _ticket,
-    "wait": lambda crm, w, a, b: crm.wait_on_customer(w.pick(w.tickets, a)),
-    "resolve": lambda crm, w, a, b: crm.resolve_ticket(w.pick(w.tickets, a), "done"),
-    "close": lambda crm, w, a, b: crm.close_ticket(w.pick(w.tickets, a)),
-    "reopen_ticket": lambda crm, w, a, b: crm.reopen_ticket(w.pick(w.tickets, a)),
-    "rate": lambda crm, w, a, b: crm.rate_ticket(w.pick(w.tickets, a), 1 + b % 5),
+    "wait": lambda crm, w, a, b: crm.wait_on_customer(pick(w.tickets, a)),
+    "resolve": lambda crm, w, a, b: crm.resolve_ticket(pick(w.tickets, a), "done"),
+    "close": lambda crm, w, a, b: crm.close_ticket(pick(w.tickets, a)),
+    "reopen_ticket": lambda crm, w, a, b: crm.reopen_ticket(pick(w.tickets, a)),
+    "rate": lambda crm, w, a, b: crm.rate_ticket(pick(w.tickets, a), 1 + b % 5),
 }
 
-commands = st.lists(
-    st.tuples(st.sampled_from(sorted(COMMANDS)), st.integers(0, 20), st.integers(0, 20)),
-    min_size=5,
-    max_size=40,
-)
 # Customers, deals, tickets and leads first, so that most commands have something to act on,
 # and one merge and one conversion, which random scripts reach too rarely.
 PRELUDE = [
@@ -503,38 +469,29 @@ PRELUDE = [
 ]
 
 
+def commands(crm: CRM, world: World, clock: FixedClock) -> dict[str, Command]:
+    """COMMANDS on this CRM and world, each some minutes on: some instants shared, some not."""
+
+    def at_next_instant(command: Callable[[CRM, World, int, int], Any]) -> Command:
+        def run(a: int, b: int) -> None:
+            clock.advance(minutes=a % 3)
+            command(crm, world, a, b)
+
+        return run
+
+    return {name: at_next_instant(command) for name, command in COMMANDS.items()}
+
+
 # No shrinking: every example replays the whole log, which grows with each one, so shrinking a
 # failure takes minutes; a failing script of at most 40 commands is short enough to read.
-@settings(
-    max_examples=15,
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(script=commands)
+@settings(REBUILD_EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(script=random_scripts(sorted(COMMANDS), a=20, b=20, max_size=40))
 def test_a_rebuild_from_zero_gives_the_rows_of_the_live_projection(
-    crm: CRM, c360: Any, clock: FixedClock, script: list[tuple[str, int, int]]
+    crm: CRM, c360: Any, clock: FixedClock, script: list[Step]
 ) -> None:
     live, catch_up_live = c360
-    world = World()
-    for step, (name, a, b) in enumerate([*PRELUDE, *script]):
-        clock.advance(minutes=a % 3)  # some instants shared, some not
-        try:
-            COMMANDS[name](crm, world, a, b)
-        except (DomainError, LookupError):
-            pass  # refused or nothing to act on: the log is unchanged
-        if step % 4 == 3:
-            catch_up_live()
-    catch_up_live()
+    play([*PRELUDE, *script], commands(crm, World(), clock), catch_up_live, catch_up_every=4)
 
-    rebuilt = Customer360View(live.datastore, version=next(VERSIONS))
-    rebuilt.create_table()
-    try:
-        catch_up(Customer360Projection(view=rebuilt), crm.recorder, crm.mapper, live=False)
+    with rebuilt_from_zero(crm, live, Customer360Projection) as rebuilt:
         for table in Customer360View.tables:
             assert rows_of(rebuilt, table) == rows_of(live, table), table
-    finally:
-        rebuilt.drop()
-
-
-VERSIONS = itertools.count(2)

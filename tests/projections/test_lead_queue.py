@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from psycopg.sql import SQL
 
 from domain.application import CRM
 from domain.shared import DomainError, FixedClock
-from projections.catchup import catch_up as catch_up_from_zero
 from projections.lead_queue import InvalidCursor, LeadQueueProjection, LeadQueueView
+from projections.readmodel import Row
+from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero
+from tests.projections.rebuilds import rows_of as table_rows
+from tests.projections.scripts import random_scripts
 
 
 @pytest.fixture
@@ -103,6 +104,14 @@ def test_the_queue_pages_with_an_opaque_cursor(crm: CRM, queue: Any, clock: Fixe
         view.queue(cursor="not-a-cursor")
 
 
+def test_a_queue_page_holds_at_least_one_lead(crm: CRM, queue: Any) -> None:
+    view, catch_up = queue
+    catch_up()
+
+    with pytest.raises(ValueError):
+        view.queue(limit=0)
+
+
 def test_the_queue_filters_by_status_and_owner(crm: CRM, queue: Any) -> None:
     view, catch_up = queue
     a, b = capture(crm, "A"), capture(crm, "B")
@@ -156,33 +165,28 @@ def test_read_your_writes_waits_for_the_position_of_a_write(crm: CRM, queue: Any
     assert view.get(result.id, min_position=result.position) is not None
 
 
-LEAD_COMMANDS = st.lists(
-    st.tuples(
-        st.sampled_from(
-            [
-                "capture",
-                "score",
-                "assign",
-                "activity",
-                "qualify",
-                "disqualify",
-                "reopen",
-                "convert",
-                "catch_up",
-                "advance",
-            ]
-        ),
-        st.integers(0, 4),
-        st.integers(0, 100),
-    ),
+LEAD_COMMANDS = random_scripts(
+    [
+        "capture",
+        "score",
+        "assign",
+        "activity",
+        "qualify",
+        "disqualify",
+        "reopen",
+        "convert",
+        "catch_up",
+        "advance",
+    ],
+    a=4,
+    b=100,
     min_size=1,
     max_size=25,
 )
 
 
 @settings(
-    max_examples=15,
-    deadline=None,
+    REBUILD_EXAMPLES,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(commands=LEAD_COMMANDS)
@@ -219,12 +223,9 @@ def test_live_rows_equal_a_rebuild_from_scratch(
             pass  # refused commands record nothing; the read model must agree
     catch_up()
 
-    rebuilt = LeadQueueView(view.datastore, version=view.version + 1)
-    rebuilt.create_table()
-    catch_up_from_zero(LeadQueueProjection(view=rebuilt), crm.recorder, crm.mapper, live=False)
-    assert rows_of(rebuilt) == rows_of(view)
-    rebuilt.drop()
+    with rebuilt_from_zero(crm, view, LeadQueueProjection) as rebuilt:
+        assert rows_of(rebuilt) == rows_of(view)
 
 
-def rows_of(view: LeadQueueView) -> list[dict[str, Any]]:
-    return view.fetch(SQL("SELECT * FROM {} ORDER BY lead_id").format(view.table("leads")))
+def rows_of(view: LeadQueueView) -> list[Row]:
+    return table_rows(view, "leads")

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from psycopg.sql import SQL
+from hypothesis import given
 
 from domain.application import CRM
 from domain.opportunity import PIPELINE
-from domain.shared import DomainError
-from projections.catchup import catch_up
 from projections.pipeline_forecast import PipelineForecastProjection, PipelineForecastView
-from projections.readmodel import ReadModelView
+from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero, rows_of
+from tests.projections.scripts import Command, Step, World, pick, play, random_scripts
 
 APRIL, MAY = date(2026, 4, 1), date(2026, 5, 1)
 
@@ -216,91 +212,44 @@ OPERATIONS = (
     "customer", "open", "move", "amount", "close", "win", "lose", "reopen", "region", "merge",
     "catch_up",
 )  # fmt: skip
+CURRENCIES = ("CNY", "USD")
 # Records for the random commands to work on from the first step.
 PRELUDE = [("customer", 0, 0), ("customer", 1, 0), ("open", 0, 1), ("open", 1, 2)]
 
 
-@dataclass
-class World:
-    """The records a random script has created so far, for later commands to pick from."""
-
-    customers: list[UUID] = field(default_factory=list)
-    deals: list[UUID] = field(default_factory=list)
-
-
-class NothingToPick(Exception):
-    """The script refers to a kind of record it has not created yet."""
-
-
-def pick(ids: list[UUID], n: int) -> UUID:
-    if not ids:
-        raise NothingToPick
-    return ids[n % len(ids)]
-
-
-def run(crm: CRM, world: World, step: tuple[str, int, int]) -> None:
-    """Apply one random command to the CRM; commands its rules refuse are fine."""
-    op, a, b = step
+def commands(crm: CRM, world: World) -> dict[str, Command]:
+    """The script's operations on this CRM; `a` and `b` pick records and vary arguments."""
     customers, deals = world.customers, world.deals
-    currency = ("CNY", "USD")[b % 2]
-    commands: dict[str, Callable[[], Any]] = {
-        "customer": lambda: customers.append(customer(crm, ("east", "west")[a % 2])),
-        "open": lambda: deals.append(
-            deal(crm, pick(customers, a), currency=currency, closes=date(2026, 1 + b, 10))
+    return {
+        "customer": lambda a, b: customers.append(customer(crm, ("east", "west")[a % 2])),
+        "open": lambda a, b: deals.append(
+            deal(crm, pick(customers, a), currency=CURRENCIES[b % 2], closes=date(2026, 1 + b, 10))
         ),
-        "move": lambda: crm.move_opportunity_stage(pick(deals, a), PIPELINE[b % 4]),
-        "amount": lambda: crm.change_opportunity_amount(pick(deals, a), str(100 * b), currency),
-        "close": lambda: crm.change_opportunity_expected_close(
+        "move": lambda a, b: crm.move_opportunity_stage(pick(deals, a), PIPELINE[b % 4]),
+        "amount": lambda a, b: crm.change_opportunity_amount(
+            pick(deals, a), str(100 * b), CURRENCIES[b % 2]
+        ),
+        "close": lambda a, b: crm.change_opportunity_expected_close(
             pick(deals, a), date(2026, 1 + b, 28)
         ),
-        "win": lambda: crm.win_opportunity(
-            pick(deals, a), amount=str(50 * b), currency=currency, contract_reference="C"
+        "win": lambda a, b: crm.win_opportunity(
+            pick(deals, a), amount=str(50 * b), currency=CURRENCIES[b % 2], contract_reference="C"
         ),
-        "lose": lambda: crm.lose_opportunity(pick(deals, a), reason="price"),
-        "reopen": lambda: crm.reopen_opportunity(pick(deals, a)),
-        "region": lambda: crm.update_customer_profile(pick(customers, a), region="south"),
-        "merge": lambda: crm.merge_customers(pick(customers, a), pick(customers, b)),
+        "lose": lambda a, b: crm.lose_opportunity(pick(deals, a), reason="price"),
+        "reopen": lambda a, b: crm.reopen_opportunity(pick(deals, a)),
+        "region": lambda a, b: crm.update_customer_profile(pick(customers, a), region="south"),
+        "merge": lambda a, b: crm.merge_customers(pick(customers, a), pick(customers, b)),
     }
-    try:
-        commands[op]()
-    except (DomainError, NothingToPick):
-        pass
 
 
-def rows_of(view: ReadModelView, logical: str) -> list[tuple[Any, ...]]:
-    """Every row of one of the view's physical tables, in a stable order."""
-    with view.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(SQL("SELECT * FROM {}").format(view.table(logical)))
-        return sorted((tuple(row.values()) for row in curs.fetchall()), key=repr)
-
-
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    script=st.lists(
-        st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 7), st.integers(0, 7)),
-        min_size=5,
-        max_size=30,
-    )
-)
+@REBUILD_EXAMPLES
+@given(script=random_scripts(OPERATIONS))
 def test_a_rebuild_from_scratch_has_the_rows_the_live_projection_built(
-    crm: CRM, forecast: Any, script: list[tuple[str, int, int]]
+    crm: CRM, forecast: Any, script: list[Step]
 ) -> None:
     view, live = forecast
-    world = World()
-    for step in [*PRELUDE, *script]:
-        if step[0] == "catch_up":
-            live()
-        else:
-            run(crm, world, step)
-    live()
+    play([*PRELUDE, *script], commands(crm, World()), live)
 
-    rebuilt = PipelineForecastView(view.datastore, version=2)
-    rebuilt.create_table()
-    try:
-        catch_up(PipelineForecastProjection(view=rebuilt), crm.recorder, crm.mapper, live=False)
+    with rebuilt_from_zero(crm, view, PipelineForecastProjection) as rebuilt:
         for table in PipelineForecastView.tables:
             assert rows_of(rebuilt, table) == rows_of(view, table), table
-    finally:
-        rebuilt.drop()

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from psycopg.sql import SQL
+from hypothesis import given
 
 from domain.application import CRM
 from domain.opportunity import PIPELINE
-from domain.shared import DomainError, FixedClock
-from projections.catchup import catch_up
-from projections.readmodel import ReadModelView
+from domain.shared import FixedClock
 from projections.sales_funnel import (
     InvalidCursor,
     Period,
@@ -26,6 +21,8 @@ from projections.sales_funnel import (
     SalesFunnelView,
 )
 from tests.domain.scenario import MONDAY_9AM
+from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero, rows_of
+from tests.projections.scripts import Command, Step, World, pick, play, random_scripts
 
 
 @pytest.fixture
@@ -336,6 +333,16 @@ def test_stalled_deals_page_with_an_opaque_cursor(crm: CRM, funnel: Any, clock: 
         view.stalled_deals(now, cursor="not-a-cursor")
 
 
+def test_a_stalled_deals_page_holds_at_least_one_deal(
+    crm: CRM, funnel: Any, clock: FixedClock
+) -> None:
+    view, catch_up = funnel
+    catch_up()
+
+    with pytest.raises(ValueError):
+        view.stalled_deals(clock.now(), limit=0)
+
+
 def test_merging_customers_leaves_their_deals_in_the_funnel(crm: CRM, funnel: Any) -> None:
     view, catch_up = funnel
     survivor, duplicate = customer(crm, region="east"), customer(crm, region="west")
@@ -388,42 +395,22 @@ PRELUDE = [("customer", 0, 0), ("customer", 1, 0), ("lead", 0, 0), ("lead", 1, 1
 PRELUDE += [("lead", 2, 1), ("qualify", 1, 0), ("open", 0, 1), ("open", 1, 2)]
 
 
-@dataclass
-class World:
-    """The records a random script has created so far, for later commands to pick from."""
-
-    customers: list[UUID] = field(default_factory=list)
-    leads: list[UUID] = field(default_factory=list)
-    deals: list[UUID] = field(default_factory=list)
-
-
-class NothingToPick(Exception):
-    """The script refers to a kind of record it has not created yet."""
-
-
-def pick(ids: list[UUID], n: int) -> UUID:
-    if not ids:
-        raise NothingToPick
-    return ids[n % len(ids)]
-
-
-def run(crm: CRM, world: World, clock: FixedClock, step: tuple[str, int, int]) -> None:
-    """Apply one random command to the CRM; commands its rules refuse are fine."""
-    op, a, b = step
+def commands(crm: CRM, world: World, clock: FixedClock) -> dict[str, Command]:
+    """The script's operations on this CRM; `a` and `b` pick records and vary arguments."""
     customers, leads, deals = world.customers, world.leads, world.deals
-    commands: dict[str, Callable[[], Any]] = {
-        "customer": lambda: customers.append(customer(crm, region=("east", "west")[a % 2])),
-        "lead": lambda: leads.append(
+    return {
+        "customer": lambda a, b: customers.append(customer(crm, region=("east", "west")[a % 2])),
+        "lead": lambda a, b: leads.append(
             lead(crm, channel=CHANNELS[a % 3], campaign=(None, "expo")[b % 2], region="north")
         ),
-        "assign": lambda: crm.assign_lead(pick(leads, a), ("user:alice", "user:bob")[b % 2]),
-        "qualify": lambda: crm.qualify_lead(pick(leads, a)),
-        "disqualify": lambda: crm.disqualify_lead(pick(leads, a), "no budget"),
-        "reopen_lead": lambda: crm.reopen_lead(pick(leads, a)),
-        "convert": lambda: crm.convert_lead(
+        "assign": lambda a, b: crm.assign_lead(pick(leads, a), ("user:alice", "user:bob")[b % 2]),
+        "qualify": lambda a, b: crm.qualify_lead(pick(leads, a)),
+        "disqualify": lambda a, b: crm.disqualify_lead(pick(leads, a), "no budget"),
+        "reopen_lead": lambda a, b: crm.reopen_lead(pick(leads, a)),
+        "convert": lambda a, b: crm.convert_lead(
             pick(leads, a), pick(customers, b), pick(deals, b) if deals and a % 2 else None
         ),
-        "open": lambda: deals.append(
+        "open": lambda a, b: deals.append(
             deal(
                 crm,
                 pick(customers, a),
@@ -431,61 +418,31 @@ def run(crm: CRM, world: World, clock: FixedClock, step: tuple[str, int, int]) -
                 source_lead_id=pick(leads, b) if leads and b % 3 else None,
             )
         ),
-        "move": lambda: crm.move_opportunity_stage(pick(deals, a), PIPELINE[b % 4]),
-        "amount": lambda: crm.change_opportunity_amount(
+        "move": lambda a, b: crm.move_opportunity_stage(pick(deals, a), PIPELINE[b % 4]),
+        "amount": lambda a, b: crm.change_opportunity_amount(
             pick(deals, a), str(100 * b), ("CNY", "USD")[b % 2]
         ),
-        "win": lambda: crm.win_opportunity(
+        "win": lambda a, b: crm.win_opportunity(
             pick(deals, a), amount=str(50 * b), currency="USD", contract_reference="C"
         ),
-        "lose": lambda: crm.lose_opportunity(pick(deals, a), reason="price"),
-        "reopen": lambda: crm.reopen_opportunity(pick(deals, a)),
-        "region": lambda: crm.update_customer_profile(
+        "lose": lambda a, b: crm.lose_opportunity(pick(deals, a), reason="price"),
+        "reopen": lambda a, b: crm.reopen_opportunity(pick(deals, a)),
+        "region": lambda a, b: crm.update_customer_profile(
             pick(customers, a), region=("east", "west", "south")[b % 3]
         ),
-        "merge": lambda: crm.merge_customers(pick(customers, a), pick(customers, b)),
-        "wait": lambda: clock.advance(days=a),
+        "merge": lambda a, b: crm.merge_customers(pick(customers, a), pick(customers, b)),
+        "wait": lambda a, b: clock.advance(days=a),
     }
-    try:
-        commands[op]()
-    except (DomainError, NothingToPick):
-        pass
 
 
-def rows_of(view: ReadModelView, logical: str) -> list[tuple[Any, ...]]:
-    """Every row of one of the view's physical tables, in a stable order."""
-    with view.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(SQL("SELECT * FROM {}").format(view.table(logical)))
-        return sorted((tuple(row.values()) for row in curs.fetchall()), key=repr)
-
-
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    script=st.lists(
-        st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 7), st.integers(0, 7)),
-        min_size=5,
-        max_size=30,
-    )
-)
+@REBUILD_EXAMPLES
+@given(script=random_scripts(OPERATIONS))
 def test_a_rebuild_from_scratch_has_the_rows_the_live_projection_built(
-    crm: CRM, funnel: Any, clock: FixedClock, script: list[tuple[str, int, int]]
+    crm: CRM, funnel: Any, clock: FixedClock, script: list[Step]
 ) -> None:
     view, live = funnel
-    world = World()
-    for step in [*PRELUDE, *script]:
-        if step[0] == "catch_up":
-            live()
-        else:
-            run(crm, world, clock, step)
-    live()
+    play([*PRELUDE, *script], commands(crm, World(), clock), live)
 
-    rebuilt = SalesFunnelView(view.datastore, version=2)
-    rebuilt.create_table()
-    try:
-        catch_up(SalesFunnelProjection(view=rebuilt), crm.recorder, crm.mapper, live=False)
+    with rebuilt_from_zero(crm, view, SalesFunnelProjection) as rebuilt:
         for table in SalesFunnelView.tables:
             assert rows_of(rebuilt, table) == rows_of(view, table), table
-    finally:
-        rebuilt.drop()

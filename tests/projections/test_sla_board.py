@@ -7,21 +7,19 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from psycopg.sql import SQL
 
 from domain.application import CRM
 from domain.shared import DomainError, FixedClock
 from domain.sla import DEFAULT_CALENDAR, DEFAULT_POLICY
-from projections.catchup import catch_up
 from projections.readmodel import Row
 from projections.sla_board import SlaBoardProjection, SlaBoardView
 from tests.domain.scenario import MONDAY_9AM
+from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero, rows_of
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
-KEYS = {"tickets": "ticket_id", "outcomes": "ticket_id, measure"}
 
 
 @pytest.fixture
@@ -46,11 +44,6 @@ def board(view: SlaBoardView, now: datetime, **filters: Any) -> list[Row]:
 
 def ids(rows: list[Row]) -> list[UUID]:
     return [row["ticket_id"] for row in rows]
-
-
-def rows_of(view: SlaBoardView, table: str) -> list[Row]:
-    """The rows of one physical table of this version, in key order."""
-    return view.fetch(SQL("SELECT * FROM {} ORDER BY " + KEYS[table]).format(view.table(table)))
 
 
 # --- the board -----------------------------------------------------------------------------------
@@ -224,7 +217,7 @@ def test_a_state_filter_reads_page_after_page_until_it_has_enough_rows(
     urgent = [open_ticket(crm, customer, "P1") for _ in range(3)]
     calm = [open_ticket(crm, customer, "P4") for _ in range(2)]
     catch_up()
-    monkeypatch.setattr("projections.sla_board.STATE_FILTER_PAGE", 1)
+    monkeypatch.setattr("projections.sla_board.view.STATE_FILTER_PAGE", 1)
     now = clock.advance(minutes=50)
 
     # pages of two: [urgent, urgent], [urgent, calm], [calm]
@@ -384,9 +377,7 @@ def run(crm: CRM, clock: FixedClock, customer: UUID, tickets: list[UUID], step: 
         pass
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@REBUILD_EXAMPLES
 @given(first=st.sampled_from(("P1", "P2", "P3", "P4")), rest=st.lists(steps, max_size=25))
 def test_the_live_rows_equal_the_rows_of_a_rebuild_from_scratch(
     crm: CRM, sla_board: Any, clock: FixedClock, first: str, rest: list[Any]
@@ -400,10 +391,6 @@ def test_the_live_rows_equal_the_rows_of_a_rebuild_from_scratch(
             live_catch_up()
     live_catch_up()
 
-    rebuilt = SlaBoardView(crm.recorder.datastore, version=2)  # type: ignore[attr-defined]
-    rebuilt.drop()  # examples share the database: start each rebuild from nothing
-    rebuilt.create_table()
-    catch_up(SlaBoardProjection(view=rebuilt), crm.recorder, crm.mapper, live=False)
-
-    for table in SlaBoardView.tables:
-        assert rows_of(rebuilt, table) == rows_of(view, table)
+    with rebuilt_from_zero(crm, view, SlaBoardProjection) as rebuilt:
+        for table in SlaBoardView.tables:
+            assert rows_of(rebuilt, table) == rows_of(view, table)

@@ -1,0 +1,56 @@
+"""The one-line summaries of Customer 360° timeline entries, e.g. "Customer tagged: vip"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.shared import DomainEvent
+
+# What the timeline says after "<Aggregate> <what happened>", from the event's payload.
+DETAILS = {
+    "crm.customer.registered": "{name} ({kind}, {region})",
+    "crm.customer.profile_updated": "{changed}",
+    "crm.customer.contact_added": "{contact[name]}",
+    "crm.customer.tagged": "{tag}",
+    "crm.customer.untagged": "{tag}",
+    "crm.customer.owner_assigned": "{previous_owner} → {owner}",
+    "crm.customer.interaction_logged": "{kind}: {summary}",
+    "crm.customer.consent_recorded": "{channel} {granted_or_withdrawn} ({legal_basis})",
+    "crm.customer.tier_changed": "{previous_tier} → {tier}: {reason}",
+    "crm.customer.merged": "into {survivor_id}",
+    "crm.customer.absorbed_duplicate": "{duplicate_id}",
+    "crm.lead.captured": "{name} via {channel}",
+    "crm.lead.scored": "{score}",
+    "crm.lead.assigned": "to {owner}",
+    "crm.lead.activity_logged": "{kind}: {summary}",
+    "crm.lead.disqualified": "{reason}",
+    "crm.lead.converted": "to customer {customer_id}",
+    "crm.opportunity.opened": "{title}, {amount[amount]} {amount[currency]}",
+    "crm.opportunity.stage_changed": "{from_stage} → {stage}",
+    "crm.opportunity.amount_changed": "{amount[amount]} {amount[currency]}",
+    "crm.opportunity.expected_close_changed": "{expected_close}",
+    "crm.opportunity.won": "{amount[amount]} {amount[currency]}, {contract_reference}",
+    "crm.opportunity.lost": "{reason}",
+    "crm.opportunity.reopened": "at {stage}",
+    "crm.ticket.opened": "{subject} ({priority})",
+    "crm.ticket.assigned": "to {agent}",
+    "crm.ticket.escalated": "to level {level}: {reason}",
+    "crm.ticket.priority_changed": "to {priority}",
+    "crm.ticket.resolved": "{resolution}",
+    "crm.ticket.rated": "CSAT {score}",
+}
+SUMMARY_LENGTH = 200
+
+
+def summarise(event: DomainEvent, payload: dict[str, Any]) -> str:
+    """A one-line summary, e.g. "Customer tagged: vip"."""
+    aggregate, _, happened = type(event).TYPE.removeprefix("crm.").partition(".")
+    summary = f"{aggregate.capitalize()} {happened.replace('_', ' ')}"
+    detail = DETAILS.get(type(event).TYPE)
+    if detail is not None:
+        derived = {
+            "changed": ", ".join(payload.get("changes", ())),
+            "granted_or_withdrawn": "granted" if payload.get("granted") else "withdrawn",
+        }
+        summary += ": " + detail.format_map({**payload, **derived})
+    return summary[:SUMMARY_LENGTH]

@@ -1,0 +1,149 @@
+"""The row writes Customer360Projection's handlers share: changed rows, tags, contacts, timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+from psycopg.types.json import Jsonb
+
+from domain.customer import Contact
+from domain.shared import DomainEvent
+from projections.customer_360.summaries import summarise
+from projections.readmodel import ReadModelView
+
+CHILD_KEYS = {"opportunities": "opportunity_id", "tickets": "ticket_id"}
+METADATA = set(DomainEvent.model_fields)  # timeline columns of their own, not payload
+
+
+def change_customer(
+    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, **columns: Any
+) -> None:
+    """Change the customer's row (always its `updated_at`) and put the event on its timeline."""
+    columns["updated_at"] = event.timestamp
+    update(view, curs, "customers", "customer_id", event, columns)
+    record(view, curs, event, event.originator_id)
+
+
+def change_child(
+    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, table: str, **columns: Any
+) -> None:
+    """Change an opportunity's or ticket's row; its customer's timeline gets the event."""
+    key = CHILD_KEYS[table]
+    if columns:
+        row = update(view, curs, table, key, event, columns)
+    else:
+        curs.execute(
+            SQL("SELECT customer_id FROM {} WHERE {} = %s").format(
+                view.table(table), Identifier(key)
+            ),
+            (event.originator_id,),
+        )
+        row = curs.fetchone()
+    if row is not None:
+        record(view, curs, event, row["customer_id"])
+
+
+def update(
+    view: ReadModelView,
+    curs: Cursor[DictRow],
+    table: str,
+    key: str,
+    event: DomainEvent,
+    columns: dict[str, Any],
+) -> DictRow | None:
+    """Set `columns` on the event's row of `table`; returns its customer_id, if found."""
+    statement = SQL("UPDATE {} SET {} WHERE {} = %s RETURNING customer_id").format(
+        view.table(table),
+        SQL(", ").join(SQL("{} = %s").format(Identifier(column)) for column in columns),
+        Identifier(key),
+    )
+    curs.execute(statement, [*columns.values(), event.originator_id])
+    return curs.fetchone()
+
+
+def add_tags(
+    view: ReadModelView, curs: Cursor[DictRow], customer_id: UUID, tags: Iterable[str]
+) -> None:
+    """Give the customer these tags (those it has already stay as they are)."""
+    for tag in tags:
+        curs.execute(
+            SQL("INSERT INTO {} (customer_id, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING").format(
+                view.table("tags")
+            ),
+            (customer_id, tag),
+        )
+
+
+def add_contacts(
+    view: ReadModelView, curs: Cursor[DictRow], customer_id: UUID, contacts: Iterable[Contact]
+) -> None:
+    """Add these contacts to the customer, or update them where it has them already."""
+    for contact in contacts:
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (customer_id, contact_id, name, title, email, phone) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (customer_id, contact_id) "
+                "DO UPDATE SET name = EXCLUDED.name, title = EXCLUDED.title, "
+                "email = EXCLUDED.email, phone = EXCLUDED.phone"
+            ).format(view.table("contacts")),
+            (
+                customer_id,
+                contact.contact_id,
+                contact.name,
+                contact.title,
+                contact.email,
+                contact.phone,
+            ),
+        )
+
+
+def record(
+    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, customer_id: UUID
+) -> None:
+    """Put the event on the customer's timeline."""
+    aggregate_type = type(event).TYPE.split(".")[1]
+    insert_event(
+        view, curs, "timeline", event, customer_id=customer_id, aggregate_type=aggregate_type
+    )
+
+
+def insert_event(
+    view: ReadModelView, curs: Cursor[DictRow], table: str, event: DomainEvent, **extra: Any
+) -> None:
+    """Store the event as a row of `table`: the timeline, or the staging table of leads' events."""
+    # The log position is not handed to handlers, so an ordinal of our own keeps log order
+    # among events of one instant; it is rolled back with the batch, so rebuilds agree.
+    curs.execute(
+        SQL(
+            "INSERT INTO {} AS s (id, seq) VALUES (1, 1) "
+            "ON CONFLICT (id) DO UPDATE SET seq = s.seq + 1 RETURNING seq"
+        ).format(view.table("sequence"))
+    )
+    row = curs.fetchone()
+    assert row is not None  # INSERT .. RETURNING always returns the row
+    payload = event.model_dump(mode="json", exclude=METADATA)
+    values = {
+        "event_id": event.event_id,
+        "seq": row["seq"],
+        "aggregate_id": event.originator_id,
+        "aggregate_version": event.originator_version,
+        "type": type(event).type_name(),
+        "actor": event.actor,
+        "at": event.timestamp,
+        "summary": summarise(event, payload),
+        "payload": Jsonb(payload),
+        **extra,
+    }
+    curs.execute(
+        SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            view.table(table),
+            SQL(", ").join(map(Identifier, values)),
+            SQL(", ").join(SQL("%s") for _ in values),
+        ),
+        list(values.values()),
+    )
