@@ -95,24 +95,29 @@ class Customer360Projection(ReadModelProjection):
                 event.timestamp,
             ),
         )
-        record(self.view, curs, event, event.originator_id)
+        record(self.view, curs, event, self.position, event.originator_id)
 
     @handles(CustomerProfileUpdated)
     def profile_updated(self, curs: Cursor[DictRow], event: CustomerProfileUpdated) -> None:
-        change_customer(self.view, curs, event, **event.changes)
+        change_customer(self.view, curs, event, self.position, **event.changes)
 
     @handles(CustomerOwnerAssigned)
     def owner_assigned(self, curs: Cursor[DictRow], event: CustomerOwnerAssigned) -> None:
-        change_customer(self.view, curs, event, owner=event.owner)
+        change_customer(self.view, curs, event, self.position, owner=event.owner)
 
     @handles(CustomerTierChanged)
     def tier_changed(self, curs: Cursor[DictRow], event: CustomerTierChanged) -> None:
-        change_customer(self.view, curs, event, tier=event.tier)
+        change_customer(self.view, curs, event, self.position, tier=event.tier)
 
     @handles(CustomerMerged)
     def merged(self, curs: Cursor[DictRow], event: CustomerMerged) -> None:
         change_customer(
-            self.view, curs, event, merged_into=event.survivor_id, merged_at=event.timestamp
+            self.view,
+            curs,
+            event,
+            self.position,
+            merged_into=event.survivor_id,
+            merged_at=event.timestamp,
         )
 
     @handles(CustomerInteractionLogged)
@@ -125,12 +130,12 @@ class Customer360Projection(ReadModelProjection):
             ).format(self.view.table("customers")),
             (event.occurred_at, event.originator_id),
         )
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerContactAdded)
     def contact_added(self, curs: Cursor[DictRow], event: CustomerContactAdded) -> None:
         add_contacts(self.view, curs, event.originator_id, [event.contact])
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerContactRemoved)
     def contact_removed(self, curs: Cursor[DictRow], event: CustomerContactRemoved) -> None:
@@ -140,12 +145,12 @@ class Customer360Projection(ReadModelProjection):
             ),
             (event.originator_id, event.contact_id),
         )
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerTagged)
     def tagged(self, curs: Cursor[DictRow], event: CustomerTagged) -> None:
         add_tags(self.view, curs, event.originator_id, [event.tag])
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerUntagged)
     def untagged(self, curs: Cursor[DictRow], event: CustomerUntagged) -> None:
@@ -155,13 +160,13 @@ class Customer360Projection(ReadModelProjection):
             ),
             (event.originator_id, event.tag),
         )
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerAbsorbedDuplicate)
     def absorbed(self, curs: Cursor[DictRow], event: CustomerAbsorbedDuplicate) -> None:
         add_tags(self.view, curs, event.originator_id, event.tags)
         add_contacts(self.view, curs, event.originator_id, event.contacts)
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     @handles(CustomerConsentRecorded)
     def consent_recorded(self, curs: Cursor[DictRow], event: CustomerConsentRecorded) -> None:
@@ -174,7 +179,7 @@ class Customer360Projection(ReadModelProjection):
             ).format(self.view.table("consents")),
             (event.originator_id, event.channel, event.granted, event.legal_basis, event.timestamp),
         )
-        change_customer(self.view, curs, event)
+        change_customer(self.view, curs, event, self.position)
 
     # --- leads: staged until LeadConverted names their customer -------------------------------
 
@@ -188,7 +193,7 @@ class Customer360Projection(ReadModelProjection):
         LeadReopened,
     )
     def lead_event(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
-        insert_event(self.view, curs, "lead_events", event)
+        insert_event(self.view, curs, "lead_events", event, self.position)
 
     @handles(LeadConverted)
     def lead_converted(self, curs: Cursor[DictRow], event: LeadConverted) -> None:
@@ -215,7 +220,7 @@ class Customer360Projection(ReadModelProjection):
             ).format(self.view.table("leads")),
             (event.originator_id, event.customer_id, event.opportunity_id, event.timestamp),
         )
-        record(self.view, curs, event, event.customer_id)
+        record(self.view, curs, event, self.position, event.customer_id)
 
     # --- opportunities --------------------------------------------------------------------------
 
@@ -234,35 +239,44 @@ class Customer360Projection(ReadModelProjection):
                 event.amount.currency,
             ),
         )
-        record(self.view, curs, event, event.customer_id)
+        record(self.view, curs, event, self.position, event.customer_id)
 
     @handles(OpportunityStageChanged, OpportunityReopened)
     def opportunity_moved(
         self, curs: Cursor[DictRow], event: OpportunityStageChanged | OpportunityReopened
     ) -> None:
-        change_child(self.view, curs, event, "opportunities", stage=event.stage)
+        change_child(self.view, curs, event, self.position, "opportunities", stage=event.stage)
 
     @handles(OpportunityAmountChanged)
     def opportunity_amount(self, curs: Cursor[DictRow], event: OpportunityAmountChanged) -> None:
         amount, currency = event.amount.amount, event.amount.currency
-        change_child(self.view, curs, event, "opportunities", amount=amount, currency=currency)
+        change_child(
+            self.view, curs, event, self.position, "opportunities", amount=amount, currency=currency
+        )
 
     @handles(OpportunityExpectedCloseChanged)
     def opportunity_close(
         self, curs: Cursor[DictRow], event: OpportunityExpectedCloseChanged
     ) -> None:
-        change_child(self.view, curs, event, "opportunities")
+        change_child(self.view, curs, event, self.position, "opportunities")
 
     @handles(OpportunityWon)
     def opportunity_won(self, curs: Cursor[DictRow], event: OpportunityWon) -> None:
         amount, currency = event.amount.amount, event.amount.currency
         change_child(
-            self.view, curs, event, "opportunities", stage="won", amount=amount, currency=currency
+            self.view,
+            curs,
+            event,
+            self.position,
+            "opportunities",
+            stage="won",
+            amount=amount,
+            currency=currency,
         )
 
     @handles(OpportunityLost)
     def opportunity_lost(self, curs: Cursor[DictRow], event: OpportunityLost) -> None:
-        change_child(self.view, curs, event, "opportunities", stage="lost")
+        change_child(self.view, curs, event, self.position, "opportunities", stage="lost")
 
     # --- tickets --------------------------------------------------------------------------------
 
@@ -274,19 +288,21 @@ class Customer360Projection(ReadModelProjection):
             ).format(self.view.table("tickets")),
             (event.originator_id, event.customer_id, event.subject, TicketStatus.OPEN.value),
         )
-        record(self.view, curs, event, event.customer_id)
+        record(self.view, curs, event, self.position, event.customer_id)
 
     @handles(TicketPausedForCustomer, TicketResumed, TicketResolved, TicketClosed, TicketReopened)
     def ticket_status(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
-        change_child(self.view, curs, event, "tickets", status=STATUS_AFTER[type(event)].value)
+        change_child(
+            self.view, curs, event, self.position, "tickets", status=STATUS_AFTER[type(event)].value
+        )
 
     @handles(TicketRated)
     def ticket_rated(self, curs: Cursor[DictRow], event: TicketRated) -> None:
-        change_child(self.view, curs, event, "tickets", csat=event.score)
+        change_child(self.view, curs, event, self.position, "tickets", csat=event.score)
 
     @handles(TicketAssigned, TicketFirstResponded, TicketEscalated, TicketPriorityChanged)
     def ticket_worked(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
-        change_child(self.view, curs, event, "tickets")
+        change_child(self.view, curs, event, self.position, "tickets")
 
 
 STATUS_AFTER: dict[type[DomainEvent], TicketStatus] = {

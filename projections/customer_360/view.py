@@ -64,7 +64,6 @@ class Customer360View(ReadModelView):
         "timeline": f"{EVENT_TABLE}, customer_id uuid NOT NULL, aggregate_type text NOT NULL",
         "lead_events": EVENT_TABLE,
         # The last ordinal handed out; it orders the events of one instant as the log does.
-        "sequence": "id int PRIMARY KEY, seq bigint NOT NULL",
     }
     indexes: ClassVar[dict[str, list[str]]] = {
         "customers": ["merged_into", "name, customer_id", "owner"],

@@ -21,16 +21,21 @@ METADATA = set(DomainEvent.model_fields)  # timeline columns of their own, not p
 
 
 def change_customer(
-    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, **columns: Any
+    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, position: int, **columns: Any
 ) -> None:
     """Change the customer's row (always its `updated_at`) and put the event on its timeline."""
     columns["updated_at"] = event.timestamp
     update(view, curs, "customers", "customer_id", event, columns)
-    record(view, curs, event, event.originator_id)
+    record(view, curs, event, position, event.originator_id)
 
 
 def change_child(
-    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, table: str, **columns: Any
+    view: ReadModelView,
+    curs: Cursor[DictRow],
+    event: DomainEvent,
+    position: int,
+    table: str,
+    **columns: Any,
 ) -> None:
     """Change an opportunity's or ticket's row; its customer's timeline gets the event."""
     key = CHILD_KEYS[table]
@@ -45,7 +50,7 @@ def change_child(
         )
         row = curs.fetchone()
     if row is not None:
-        record(view, curs, event, row["customer_id"])
+        record(view, curs, event, position, row["customer_id"])
 
 
 def update(
@@ -103,33 +108,40 @@ def add_contacts(
 
 
 def record(
-    view: ReadModelView, curs: Cursor[DictRow], event: DomainEvent, customer_id: UUID
+    view: ReadModelView,
+    curs: Cursor[DictRow],
+    event: DomainEvent,
+    position: int,
+    customer_id: UUID,
 ) -> None:
     """Put the event on the customer's timeline."""
     aggregate_type = type(event).TYPE.split(".")[1]
     insert_event(
-        view, curs, "timeline", event, customer_id=customer_id, aggregate_type=aggregate_type
+        view,
+        curs,
+        "timeline",
+        event,
+        position,
+        customer_id=customer_id,
+        aggregate_type=aggregate_type,
     )
 
 
 def insert_event(
-    view: ReadModelView, curs: Cursor[DictRow], table: str, event: DomainEvent, **extra: Any
+    view: ReadModelView,
+    curs: Cursor[DictRow],
+    table: str,
+    event: DomainEvent,
+    position: int,
+    **extra: Any,
 ) -> None:
     """Store the event as a row of `table`: the timeline, or the staging table of leads' events."""
-    # The log position is not handed to handlers, so an ordinal of our own keeps log order
-    # among events of one instant; it is rolled back with the batch, so rebuilds agree.
-    curs.execute(
-        SQL(
-            "INSERT INTO {} AS s (id, seq) VALUES (1, 1) "
-            "ON CONFLICT (id) DO UPDATE SET seq = s.seq + 1 RETURNING seq"
-        ).format(view.table("sequence"))
-    )
-    row = curs.fetchone()
-    assert row is not None  # INSERT .. RETURNING always returns the row
+    # `seq` is the event's log position: it keeps log order among events of one instant, and
+    # a rebuild gives every event the same one.
     payload = event.model_dump(mode="json", exclude=METADATA)
     values = {
         "event_id": event.event_id,
-        "seq": row["seq"],
+        "seq": position,
         "aggregate_id": event.originator_id,
         "aggregate_version": event.originator_version,
         "type": type(event).type_name(),
