@@ -40,17 +40,18 @@ def change_child(
     """Change an opportunity's or ticket's row; its customer's timeline gets the event."""
     key = CHILD_KEYS[table]
     if columns:
-        row = update(view, curs, table, key, event, columns)
-    else:
-        curs.execute(
-            SQL("SELECT customer_id FROM {} WHERE {} = %s").format(
-                view.table(table), Identifier(key)
-            ),
-            (event.originator_id,),
-        )
-        row = curs.fetchone()
-    if row is not None:
-        record(view, curs, event, position, row["customer_id"])
+        update(view, curs, table, key, event, columns)
+    aggregate_type = type(event).TYPE.split(".")[1]
+    # The customer is looked up inside the INSERT: no result to wait for in the pipeline.
+    insert_event(
+        view,
+        curs,
+        "timeline",
+        event,
+        position,
+        aggregate_type=aggregate_type,
+        customer_of=(table, key),
+    )
 
 
 def update(
@@ -60,15 +61,14 @@ def update(
     key: str,
     event: DomainEvent,
     columns: dict[str, Any],
-) -> DictRow | None:
-    """Set `columns` on the event's row of `table`; returns its customer_id, if found."""
-    statement = SQL("UPDATE {} SET {} WHERE {} = %s RETURNING customer_id").format(
+) -> None:
+    """Set `columns` on the event's row of `table`."""
+    statement = SQL("UPDATE {} SET {} WHERE {} = %s").format(
         view.table(table),
         SQL(", ").join(SQL("{} = %s").format(Identifier(column)) for column in columns),
         Identifier(key),
     )
     curs.execute(statement, [*columns.values(), event.originator_id])
-    return curs.fetchone()
 
 
 def add_tags(
@@ -133,9 +133,14 @@ def insert_event(
     table: str,
     event: DomainEvent,
     position: int,
+    customer_of: tuple[str, str] | None = None,
     **extra: Any,
 ) -> None:
-    """Store the event as a row of `table`: the timeline, or the staging table of leads' events."""
+    """Store the event as a row of `table`: the timeline, or the staging table of leads' events.
+
+    `customer_of` (table, key column) takes the customer id from the event's row there; no
+    row there, no timeline entry.
+    """
     # `seq` is the event's log position: it keeps log order among events of one instant, and
     # a rebuild gives every event the same one.
     payload = event.model_dump(mode="json", exclude=METADATA)
@@ -151,11 +156,19 @@ def insert_event(
         "payload": Jsonb(payload),
         **extra,
     }
+    columns = SQL(", ").join(map(Identifier, values))
+    placeholders = SQL(", ").join(SQL("%s") for _ in values)
+    if customer_of is None:
+        statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            view.table(table), columns, placeholders
+        )
+        curs.execute(statement, list(values.values()))
+        return
+    source, key = customer_of
+    from_row = SQL("INSERT INTO {} ({}, customer_id) SELECT {}, customer_id FROM {} WHERE {} = %s")
     curs.execute(
-        SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            view.table(table),
-            SQL(", ").join(map(Identifier, values)),
-            SQL(", ").join(SQL("%s") for _ in values),
+        from_row.format(
+            view.table(table), columns, placeholders, view.table(source), Identifier(key)
         ),
-        list(values.values()),
+        [*values.values(), event.originator_id],
     )
