@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -156,19 +157,31 @@ def insert_event(
         "payload": Jsonb(payload),
         **extra,
     }
-    columns = SQL(", ").join(map(Identifier, values))
-    placeholders = SQL(", ").join(SQL("%s") for _ in values)
+    target = view.physical(table)
     if customer_of is None:
-        statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            view.table(table), columns, placeholders
-        )
-        curs.execute(statement, list(values.values()))
+        curs.execute(_insert_statement(target, tuple(values), None), list(values.values()))
         return
     source, key = customer_of
-    from_row = SQL("INSERT INTO {} ({}, customer_id) SELECT {}, customer_id FROM {} WHERE {} = %s")
     curs.execute(
-        from_row.format(
-            view.table(table), columns, placeholders, view.table(source), Identifier(key)
-        ),
+        _insert_statement(target, tuple(values), (view.physical(source), key)),
         [*values.values(), event.originator_id],
     )
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(
+    table: str, columns: tuple[str, ...], customer_of: tuple[str, str] | None
+) -> str:
+    """The INSERT for a timeline or staging row, rendered once (it runs for every event)."""
+    names = SQL(", ").join(map(Identifier, columns))
+    placeholders = SQL(", ").join(SQL("%s") for _ in columns)
+    if customer_of is None:
+        statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            Identifier(table), names, placeholders
+        )
+    else:
+        source, key = customer_of
+        statement = SQL(
+            "INSERT INTO {} ({}, customer_id) SELECT {}, customer_id FROM {} WHERE {} = %s"
+        ).format(Identifier(table), names, placeholders, Identifier(source), Identifier(key))
+    return statement.as_string(None)
