@@ -10,7 +10,6 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
-from domain.customer import CustomerProfileUpdated, CustomerRegistered
 from domain.opportunity import (
     DEFAULT_STAGE_PROBABILITIES,
     STAGES,
@@ -22,7 +21,8 @@ from domain.opportunity import (
     OpportunityStageChanged,
     OpportunityWon,
 )
-from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
+from projections.customer_regions import CustomerRegions
+from projections.readmodel import ReadModelView, Row, handles
 
 COMMITTED_STAGE = "negotiation"
 
@@ -110,33 +110,10 @@ def next_month(day: date) -> date:
     return (month_start(day) + timedelta(days=32)).replace(day=1)
 
 
-class PipelineForecastProjection(ReadModelProjection):
+class PipelineForecastProjection(CustomerRegions):
     """Fills `pipeline_forecast` from opportunity events (and customers, for the region)."""
 
     name = "pipeline_forecast"
-
-    @handles(CustomerRegistered)
-    def customer_registered(self, curs: Cursor[DictRow], event: CustomerRegistered) -> None:
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (customer_id, region) VALUES (%s, %s) "
-                "ON CONFLICT (customer_id) DO NOTHING"
-            ).format(self.view.table("customers")),
-            (event.originator_id, event.region),
-        )
-
-    @handles(CustomerProfileUpdated)
-    def customer_updated(self, curs: Cursor[DictRow], event: CustomerProfileUpdated) -> None:
-        region = event.changes.get("region")
-        if region is None:
-            return
-        for table in ("customers", "opportunities"):
-            curs.execute(
-                SQL("UPDATE {} SET region = %s WHERE customer_id = %s").format(
-                    self.view.table(table)
-                ),
-                (region, event.originator_id),
-            )
 
     @handles(OpportunityOpened)
     def opened(self, curs: Cursor[DictRow], event: OpportunityOpened) -> None:

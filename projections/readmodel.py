@@ -195,9 +195,11 @@ class ReadModelProjection(Projection[Any]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # Along the MRO, base first, so shared handler mixins count and subclasses override.
         cls.handlers = {
             event_type: method
-            for method in cls.__dict__.values()
+            for klass in reversed(cls.__mro__)
+            for method in vars(klass).values()
             for event_type in getattr(method, "_handles", ())
         }
         # Every stored version of each type: old payloads are upcast when read.

@@ -6,9 +6,8 @@ from typing import Any
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
-from domain.customer import CustomerProfileUpdated, CustomerRegistered
 from domain.lead import (
     LeadAssigned,
     LeadCaptured,
@@ -27,36 +26,14 @@ from domain.opportunity import (
     OpportunityWon,
     Stage,
 )
-from projections.readmodel import ReadModelProjection, handles
+from projections.customer_regions import CustomerRegions
+from projections.readmodel import handles
 
 
-class SalesFunnelProjection(ReadModelProjection):
+class SalesFunnelProjection(CustomerRegions):
     """Fills `sales_funnel` from customer, lead and opportunity events."""
 
     name = "sales_funnel"
-
-    @handles(CustomerRegistered)
-    def customer_registered(self, curs: Cursor[DictRow], event: CustomerRegistered) -> None:
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (customer_id, region) VALUES (%s, %s) "
-                "ON CONFLICT (customer_id) DO NOTHING"
-            ).format(self.view.table("customers")),
-            (event.originator_id, event.region),
-        )
-
-    @handles(CustomerProfileUpdated)
-    def customer_updated(self, curs: Cursor[DictRow], event: CustomerProfileUpdated) -> None:
-        region = event.changes.get("region")
-        if region is None:
-            return
-        for table, key in (("customers", "customer_id"), ("opportunities", "customer_id")):
-            curs.execute(
-                SQL("UPDATE {} SET region = %s WHERE {} = %s").format(
-                    self.view.table(table), Identifier(key)
-                ),
-                (region, event.originator_id),
-            )
 
     @handles(LeadCaptured)
     def lead_captured(self, curs: Cursor[DictRow], event: LeadCaptured) -> None:
