@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.shared import AlreadyExists, ConcurrencyConflict, DomainError, InvalidValue, NotFound
+from domain.shared import DomainError, InvalidValue, NotFound
 
 PROBLEM_TYPE_BASE = "https://crm.example/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -25,8 +25,6 @@ def status_for(error: DomainError) -> int:
         return 404
     if isinstance(error, InvalidValue):
         return 422
-    if isinstance(error, ConcurrencyConflict | AlreadyExists):
-        return 409
     return 409
 
 

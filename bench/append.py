@@ -17,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from domain.application import CRM
 from infra.persistence import event_store_env, migrate, postgres_env
-from infra.services import EmbeddedPostgres
+from infra.services import EmbeddedPostgres, create_database, drop_database
 from infra.settings import Settings
 
 
@@ -83,10 +82,9 @@ def run_writers(threads: int, per_thread: int, command: Callable[[int], object])
 
 
 def fresh_database(server_url: str, name: str) -> str:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    """An empty database `name` (dropped first if an earlier run left it)."""
+    drop_database(server_url, name)
+    return create_database(server_url, name)
 
 
 def bench(server_url: str, commands: int, rounds: int) -> list[tuple[str, int, dict[str, float]]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -42,8 +42,6 @@ class FixedClock:
         return self.at
 
     def advance(self, **delta: float) -> datetime:
-        from datetime import timedelta
-
         self.at = self.at + timedelta(**delta)
         return self.at
 

@@ -194,7 +194,6 @@ def projection_status(
 ) -> list[ProjectionStatus]:
     """Position, head, lag and state of every read model."""
     datastore = crm.recorder.datastore  # type: ignore[attr-defined]
-    create_registry(datastore)
     head = crm.recorder.max_notification_id() or 0
     now = datetime.now(UTC)
     statuses = []
@@ -220,7 +219,7 @@ def projection_status(
                 head=head,
                 lag_events=lag_events,
                 lag_ms=lag_ms,
-                state=_state(registry, lag_events, now),
+                state=_state(registry, lag_events),
                 error=None if registry is None else registry["error"],
             )
         )
@@ -228,7 +227,12 @@ def projection_status(
 
 
 def _registry_row(datastore: Any, name: str) -> dict[str, Any] | None:
+    """The read model's registry row; None if it (or the registry, before migrate) is missing."""
     with datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute("SELECT to_regclass(%s) AS registry", (REGISTRY_TABLE,))
+        found = curs.fetchone()
+        if found is None or found["registry"] is None:
+            return None
         curs.execute(
             SQL(
                 "SELECT *, extract(epoch FROM now() - heartbeat_at) AS heartbeat_age "
@@ -253,7 +257,7 @@ def _count_pending(crm: CRM, topics: Sequence[str], position: int, head: int) ->
     return int(row["n"]) if row else 0
 
 
-def _state(registry: dict[str, Any] | None, lag_events: int, now: datetime) -> str:
+def _state(registry: dict[str, Any] | None, lag_events: int) -> str:
     if registry is None:
         return "not installed"
     if registry["state"] == "stopped":
