@@ -73,7 +73,8 @@ class CommandRunner:
                 recordings = self.app.save(*aggregates)
             except IntegrityError:
                 if self.exists(aggregates[0].id):
-                    raise AlreadyExists(type(aggregates[0]).TYPE, aggregates[0].id) from None
+                    kind = type(aggregates[0]).TYPE.removeprefix("crm.")
+                    raise AlreadyExists(kind, aggregates[0].id) from None
                 if attempt == self.retries:
                     raise
                 continue  # `decide` sees the winner's claims on the next attempt

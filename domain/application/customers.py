@@ -18,7 +18,7 @@ from domain.customer import (
     LegalBasis,
     Tier,
 )
-from domain.shared import Aggregate, AlreadyExists, now
+from domain.shared import Aggregate, now
 from domain.uniqueness import CUSTOMER_EMAIL, CUSTOMER_PHONE, UniqueClaim, claim_id
 
 
@@ -40,8 +40,6 @@ class CustomerUseCases(UseCases):
     ) -> CommandResult:
         """Register a customer; its normalised email and phone must be unused."""
         customer_id = customer_id or uuid4()
-        if self.commands.exists(customer_id):
-            raise AlreadyExists("customer", customer_id)
 
         def decide() -> list[Aggregate]:
             customer = Customer.register(

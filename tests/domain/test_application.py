@@ -309,3 +309,17 @@ def test_all_events_of_one_command_share_one_instant_of_a_moving_clock() -> None
     }
     assert len(stamps) == 3 and result.id in stamps
     assert len(set(stamps.values())) == 1
+
+
+def test_phone_numbers_without_a_country_code_take_the_configured_region(clock: FixedClock) -> None:
+    crm = CRM(
+        env=event_store_env(Settings(persistence="memory"), None),
+        clock=clock,
+        config=CRMConfig(phone_region="US"),
+    )
+
+    result = crm.register_customer(
+        kind="person", name="Ann", region="west", owner="user:a", phone="(202) 555-0143"
+    )
+
+    assert crm.state_at(Customer, result.id).phone == "+12025550143"
