@@ -1,37 +1,185 @@
-"""Annotated dependencies the routes ask for (the composition root fills `app.state`)."""
+"""Annotated dependencies the routes ask for; the composition root fills `app.state.services`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.security import OAuth2PasswordBearer
 
+from api.access import Action, Resource, permits, visibility
+from api.ports import AccessEntry, AccessLog
+from api.security import InvalidToken, Principal
+from api.services import ApiServices, Health, HealthCheck, ReadModels
 from domain.application import CRM
+from projections.visibility import Visibility
+
+__all__ = ["Health", "HealthCheck"]
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-@dataclass(frozen=True)
-class Health:
-    """Result of one health probe."""
-
-    ok: bool
-    detail: str
-    url: str | None = None
+def get_services(request: Request) -> ApiServices:
+    services: ApiServices = request.app.state.services
+    return services
 
 
-HealthCheck = Callable[[], Health]
+Services = Annotated[ApiServices, Depends(get_services)]
 
 
-def get_crm(request: Request) -> CRM:
-    crm: CRM = request.app.state.crm
-    return crm
+def get_crm(services: Services) -> CRM:
+    return services.crm
 
 
-def get_health_checks(request: Request) -> Mapping[str, HealthCheck]:
-    checks: Mapping[str, HealthCheck] = request.app.state.health_checks
-    return checks
+def get_read_models(services: Services) -> ReadModels:
+    return services.read_models
+
+
+def get_health_checks(services: Services) -> Mapping[str, HealthCheck]:
+    return services.health_checks
+
+
+def get_access_log(services: Services) -> AccessLog:
+    return services.access_log
 
 
 CRMDep = Annotated[CRM, Depends(get_crm)]
+ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
 HealthChecks = Annotated[Mapping[str, HealthCheck], Depends(get_health_checks)]
+AccessLogDep = Annotated[AccessLog, Depends(get_access_log)]
+
+
+def get_current_user(
+    services: Services, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    """The caller, from the bearer token; 401 without a valid one."""
+    unauthorized = HTTPException(
+        401, "Missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+    )
+    if token is None:
+        raise unauthorized
+    try:
+        return services.tokens.read(token)
+    except InvalidToken:
+        raise unauthorized from None
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+class Allow:
+    """Route guard: the caller's role may perform `action` on `resource` (else 403).
+
+    Resolves to the caller's `Visibility` over that resource, which the route must apply to
+    every record it reads or changes. The matrix test finds these guards on every route.
+    """
+
+    def __init__(self, resource: Resource, action: Action) -> None:
+        self.resource = resource
+        self.action = action
+
+    def __call__(self, user: CurrentUser) -> Visibility:
+        if not permits(user, self.resource, self.action):
+            raise HTTPException(403, f"A {user.role} may not {self.action} {self.resource}")
+        return visibility(user, self.resource)
+
+
+def allow(resource: Resource, action: Action) -> Any:
+    """`Depends` on the guard for (resource, action)."""
+    return Depends(Allow(resource, action))
+
+
+class Public:
+    """Marks a route that needs no login (health, login, metrics), for the matrix test."""
+
+    def __call__(self) -> None:
+        return None
+
+
+PUBLIC: Any = Depends(Public())
+
+
+def get_min_position(
+    min_position: Annotated[
+        int | None,
+        Query(ge=0, description="Wait until the read model has processed this log position."),
+    ] = None,
+    x_min_position: Annotated[int | None, Header(ge=0)] = None,
+) -> int | None:
+    """Read-your-writes: the position of a write the client made (query wins over header)."""
+    return min_position if min_position is not None else x_min_position
+
+
+MinPosition = Annotated[int | None, Depends(get_min_position)]
+
+
+def get_expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(description='The record version the command is based on: `"<version>"`.'),
+    ] = None,
+) -> int | None:
+    """`If-Match: "3"` -> 3 (weak `W/"3"` accepted, `*` means any version)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise HTTPException(422, 'If-Match must be an entity tag holding a version, such as "3"')
+    return int(tag)
+
+
+ExpectedVersion = Annotated[int | None, Depends(get_expected_version)]
+
+
+def get_correlation_id(
+    x_correlation_id: Annotated[UUID | None, Header()] = None,
+) -> UUID:
+    """The caller's correlation id (X-Correlation-ID), or a new one per request."""
+    return x_correlation_id or uuid4()
+
+
+CorrelationId = Annotated[UUID, Depends(get_correlation_id)]
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(description="Opaque cursor from the previous page's `next_cursor`.")
+]
+
+
+@dataclass
+class AccessRecorder:
+    """Writes reads of personal data to the access log, with who, role, IP and user agent."""
+
+    log: AccessLog
+    user: Principal
+    ip: str | None
+    user_agent: str | None
+
+    def __call__(
+        self, action: str, record_kind: str, record_id: UUID | None, **details: Any
+    ) -> None:
+        self.log.record(
+            AccessEntry(
+                username=self.user.username,
+                role=self.user.role,
+                action=action,
+                record_kind=record_kind,
+                record_id=record_id,
+                at=datetime.now(UTC),
+                ip=self.ip,
+                user_agent=self.user_agent,
+                details=details,
+            )
+        )
+
+
+def get_access_recorder(request: Request, log: AccessLogDep, user: CurrentUser) -> AccessRecorder:
+    ip = request.client.host if request.client else None
+    return AccessRecorder(log, user, ip, request.headers.get("user-agent"))
+
+
+RecordAccess = Annotated[AccessRecorder, Depends(get_access_recorder)]

@@ -1,27 +1,38 @@
-"""Builds the FastAPI application from an already-composed CRM (see infra.bootstrap)."""
+"""Builds the FastAPI application from already-composed services (see infra.bootstrap)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from fastapi import FastAPI
 
-from api.deps import HealthCheck
 from api.errors import install_error_handlers
-from api.routes import health
-from domain.application import CRM
+from api.idempotency import IdempotencyMiddleware
+from api.routes import auth, customers, health
+from api.services import ApiServices
 
 DESCRIPTION = """
 Event-sourced CRM: customers, leads, opportunities and service tickets with SLAs.
-Every change is an immutable event; errors are RFC 9457 `application/problem+json`.
+
+* Every change is an immutable event; commands answer `{id, version, position}` with an `ETag`.
+* Send `If-Match: "<version>"` to make a command fail with 412 if the record changed meanwhile.
+* Send `Idempotency-Key` on any POST: a repeat within 24 h replays the first answer.
+* Pass a command's `position` as `?min_position=` (or `X-Min-Position`) to read your own write.
+* Errors are RFC 9457 `application/problem+json`.
+* Log in at `POST /auth/token` and send `Authorization: Bearer <token>`.
 """
 
+ROUTERS = (health, auth, customers)
 
-def create_api(crm: CRM, health_checks: Mapping[str, HealthCheck]) -> FastAPI:
-    """The HTTP API over `crm`; `health_checks` probe the infrastructure for /health."""
-    api = FastAPI(title="CRM", version="0.1.0", description=DESCRIPTION)
-    api.state.crm = crm
-    api.state.health_checks = dict(health_checks)
+
+def create_api(services: ApiServices) -> FastAPI:
+    """The HTTP API over the CRM, its read models and the API's own stores."""
+    api = FastAPI(
+        title="CRM",
+        version="0.1.0",
+        description=DESCRIPTION,
+    )
+    api.state.services = services
     install_error_handlers(api)
-    api.include_router(health.router)
+    for module in ROUTERS:
+        api.include_router(module.router)
+    api.add_middleware(IdempotencyMiddleware, store=services.idempotency, tokens=services.tokens)
     return api

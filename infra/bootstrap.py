@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 
-from api.deps import Health, HealthCheck
 from api.main import create_api
+from api.security import TokenService
+from api.services import ApiServices, Health, HealthCheck, ReadModels
 from domain.application import CRM, CRMConfig
 from domain.shared import Clock
 from domain.sla import DEFAULT_POLICY, BusinessCalendar
+from infra.api_stores import PostgresAccessLog, PostgresIdempotencyStore
 from infra.persistence import event_store_env, migrate
 from infra.services import ManagedServices, ServiceURLs, check_nats, check_postgres
 from infra.settings import Settings
+from infra.users import UserStore
+from projections.customer_360 import Customer360View
+from projections.lead_queue import LeadQueueView
+from projections.pipeline_forecast import PipelineForecastView
+from projections.sales_funnel import SalesFunnelView
+from projections.sla_board import SlaBoardView
 
 
 def crm_config(settings: Settings) -> CRMConfig:
@@ -57,6 +67,42 @@ def managed_services(settings: Settings) -> ManagedServices:
     )
 
 
+def token_secret(settings: Settings) -> str:
+    """The configured token secret, or one generated once and kept in the data directory."""
+    if settings.token_secret:
+        return settings.token_secret
+    path = settings.data_dir / "token-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def api_services(
+    settings: Settings, crm: CRM, checks: dict[str, HealthCheck] | None = None
+) -> ApiServices:
+    """What the HTTP API runs on, over the CRM's own PostgreSQL connection pool."""
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    return ApiServices(
+        crm=crm,
+        read_models=ReadModels(
+            customers=Customer360View(datastore),
+            leads=LeadQueueView(datastore),
+            funnel=SalesFunnelView(datastore),
+            forecast=PipelineForecastView(datastore),
+            sla=SlaBoardView(datastore),
+        ),
+        users=UserStore(datastore),
+        tokens=TokenService(
+            token_secret(settings), timedelta(minutes=settings.token_lifetime_minutes)
+        ),
+        idempotency=PostgresIdempotencyStore(datastore),
+        access_log=PostgresAccessLog(datastore),
+        health_checks=checks or {},
+    )
+
+
 @dataclass
 class Runtime:
     """Everything a running CRM process holds."""
@@ -76,6 +122,7 @@ def running(settings: Settings, *, run_migrations: bool = False) -> Iterator[Run
             migrate(settings, urls.database_url)
         crm = build_crm(settings, urls.database_url)
         try:
-            yield Runtime(settings, urls, crm, create_api(crm, health_checks(urls)))
+            wiring = api_services(settings, crm, health_checks(urls))
+            yield Runtime(settings, urls, crm, create_api(wiring))
         finally:
             crm.close()

@@ -9,6 +9,7 @@ from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 
 from domain.application import CRM
+from infra.api_stores import create_api_schema
 from infra.mapper import OrjsonTranscoder, PydanticMapper
 from infra.recorder import OneTripApplicationRecorder
 from infra.settings import Settings
@@ -95,6 +96,7 @@ def migrate(settings: Settings, database_url: str) -> list[str]:
                 tables.append(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
             datastore = app.recorder.datastore  # type: ignore[attr-defined]
             create_registry(datastore)
+            create_api_schema(datastore)
             for spec in READ_MODELS:
                 view = install(spec.view, datastore)
                 tables.append(f"{spec.name} v{view.version}")

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Signs bearer tokens; without one, a random secret is kept in data_dir/token-secret.
+    token_secret: str | None = Field(default=None, min_length=32)
+    token_lifetime_minutes: int = Field(default=480, ge=1)
+    # `crm run` makes sure this admin exists (and prints the credentials) when both are set.
+    demo_admin_username: str | None = "admin"
+    demo_admin_password: str | None = None
 
 
 @lru_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from api.deps import HealthChecks
+from api.deps import PUBLIC, HealthChecks
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -25,7 +25,9 @@ class HealthPublic(BaseModel):
     checks: dict[str, DependencyHealth]
 
 
-@router.get("", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
+@router.get(
+    "", response_model=HealthPublic, responses={503: {"model": HealthPublic}}, dependencies=[PUBLIC]
+)
 def read_health(request: Request, response: Response, checks: HealthChecks) -> HealthPublic:
     """Report the database and NATS state; 503 if the database is down."""
     results = {name: DependencyHealth(**check().__dict__) for name, check in checks.items()}

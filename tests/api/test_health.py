@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_api
-from infra.bootstrap import build_crm, health_checks
+from infra.bootstrap import api_services, build_crm, health_checks
 from infra.persistence import migrate
 from infra.services import ServiceURLs
 from infra.settings import Settings
@@ -21,7 +21,7 @@ def client_for(urls: ServiceURLs, database_url: str) -> TestClient:
     settings = Settings()
     migrate(settings, database_url)
     crm = build_crm(settings, database_url)
-    return TestClient(create_api(crm, health_checks(urls)))
+    return TestClient(create_api(api_services(settings, crm, health_checks(urls))))
 
 
 @pytest.fixture

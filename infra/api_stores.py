@@ -1,0 +1,187 @@
+"""PostgreSQL stores the HTTP API keeps beside the event log: idempotency keys and access log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.types.json import Jsonb
+
+from api.ports import AccessEntry, Reservation, StoredResponse
+from infra.users import SCHEMA as USERS
+from projections.pagination import check_limit, decode_cursor, encode_cursor
+
+SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS crm_idempotency (
+        username text NOT NULL,
+        key text NOT NULL,
+        fingerprint text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        status int,
+        headers jsonb,
+        body bytea,
+        PRIMARY KEY (username, key)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS crm_idempotency_created ON crm_idempotency (created_at)",
+    """
+    CREATE TABLE IF NOT EXISTS crm_access_log (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL,
+        username text NOT NULL,
+        role text NOT NULL,
+        action text NOT NULL,
+        record_kind text NOT NULL,
+        record_id uuid,
+        ip text,
+        user_agent text,
+        details jsonb NOT NULL DEFAULT '{}'
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS crm_access_log_record ON crm_access_log (record_id, id)",
+    "CREATE INDEX IF NOT EXISTS crm_access_log_user ON crm_access_log (username, id)",
+    "CREATE INDEX IF NOT EXISTS crm_access_log_at ON crm_access_log (at)",
+)
+
+# A request still "in flight" this long after it started is taken to have died with its process.
+STALE_RESERVATION = timedelta(minutes=5)
+
+
+def create_api_schema(datastore: PostgresDatastore) -> None:
+    """Create the API's tables (idempotent; run by `crm migrate`)."""
+    with datastore.transaction(commit=True) as curs:
+        for statement in (USERS, *SCHEMA):
+            curs.execute(statement)
+
+
+@dataclass
+class PostgresIdempotencyStore:
+    """First responses per (user, key), kept for `retention` (24 h)."""
+
+    datastore: PostgresDatastore
+    retention: timedelta = timedelta(hours=24)
+
+    def reserve(self, username: str, key: str, fingerprint: str) -> Reservation:
+        with self.datastore.transaction(commit=True) as curs:
+            # An expired key, or a reservation abandoned by a crashed process, is free again.
+            curs.execute(
+                "DELETE FROM crm_idempotency WHERE username = %s AND key = %s AND ("
+                "created_at < now() - %s OR (status IS NULL AND created_at < now() - %s))",
+                (username, key, self.retention, STALE_RESERVATION),
+            )
+            curs.execute(
+                "INSERT INTO crm_idempotency (username, key, fingerprint) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING RETURNING key",
+                (username, key, fingerprint),
+            )
+            if curs.fetchone() is not None:
+                return Reservation("new")
+            curs.execute(
+                "SELECT fingerprint, status, headers, body FROM crm_idempotency "
+                "WHERE username = %s AND key = %s",
+                (username, key),
+            )
+            row = curs.fetchone()
+        if row is None:  # released between our insert and select: try once more
+            return self.reserve(username, key, fingerprint)
+        if row["fingerprint"] != fingerprint:
+            return Reservation("mismatch")
+        if row["status"] is None:
+            return Reservation("busy")
+        return Reservation(
+            "done", StoredResponse(row["status"], dict(row["headers"]), bytes(row["body"]))
+        )
+
+    def complete(self, username: str, key: str, response: StoredResponse) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE crm_idempotency SET status = %s, headers = %s, body = %s "
+                "WHERE username = %s AND key = %s",
+                (response.status, Jsonb(response.headers), response.body, username, key),
+            )
+
+    def release(self, username: str, key: str) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "DELETE FROM crm_idempotency WHERE username = %s AND key = %s AND status IS NULL",
+                (username, key),
+            )
+
+    def purge(self) -> int:
+        """Forget keys older than the retention period; returns how many."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "DELETE FROM crm_idempotency WHERE created_at < now() - %s", (self.retention,)
+            )
+            return curs.rowcount
+
+
+ACCESS_KEY = "access"
+
+
+@dataclass
+class PostgresAccessLog:
+    """Who read which personal data, newest first."""
+
+    datastore: PostgresDatastore
+
+    def record(self, entry: AccessEntry) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO crm_access_log (at, username, role, action, record_kind, "
+                "record_id, ip, user_agent, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    entry.at,
+                    entry.username,
+                    entry.role,
+                    entry.action,
+                    entry.record_kind,
+                    entry.record_id,
+                    entry.ip,
+                    entry.user_agent,
+                    Jsonb(orjson.loads(orjson.dumps(entry.details, default=str))),
+                ),
+            )
+
+    def query(
+        self,
+        *,
+        username: str | None = None,
+        record_id: UUID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[Sequence[dict[str, Any]], str | None]:
+        check_limit(limit)
+        where = ["true"]
+        params: list[Any] = []
+        for clause, value in (
+            ("username = %s", username),
+            ("record_id = %s", record_id),
+            ("at >= %s", since),
+            ("at < %s", until),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if cursor is not None:
+            where.append("id < %s")
+            params.append(decode_cursor(cursor, [int], ACCESS_KEY)[0])
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT id, at, username, role, action, record_kind, record_id, ip, user_agent, "
+                f"details FROM crm_access_log WHERE {' AND '.join(where)} "
+                "ORDER BY id DESC LIMIT %s",
+                [*params, limit + 1],
+            )
+            rows = list(curs.fetchall())
+        page = rows[:limit]
+        next_cursor = encode_cursor([page[-1]["id"]], ACCESS_KEY) if len(rows) > limit else None
+        return page, next_cursor

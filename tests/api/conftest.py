@@ -1,0 +1,83 @@
+"""The HTTP API on a fresh database, with read models kept live by a real supervisor."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_api
+from api.security import Role
+from api.services import ApiServices
+from domain.application import CRM
+from infra.bootstrap import api_services, build_crm
+from infra.persistence import migrate
+from infra.projections import ProjectionSupervisor
+from infra.settings import Settings
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Api:
+    """A test client plus what is behind it; `as_(role)` logs a fresh user of that role in."""
+
+    client: TestClient
+    crm: CRM
+    services: ApiServices
+    _tokens: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
+
+    def as_(
+        self,
+        role: Role,
+        username: str | None = None,
+        *,
+        region: str | None = "east",
+        team: str | None = None,
+    ) -> dict[str, str]:
+        """Authorization headers of a user with this role (created on first use)."""
+        name = username or role
+        cache_key = (name, role, region, team)
+        if cache_key not in self._tokens:
+            self.services.users.create(  # type: ignore[attr-defined]
+                name, PASSWORD, role, region=region, team=team, replace=True
+            )
+            response = self.client.post(
+                "/auth/token", data={"username": name, "password": PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+            self._tokens[cache_key] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self._tokens[cache_key]
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.as_("admin", region=None)
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        customer_snapshot_interval=0,
+        token_secret=secrets.token_urlsafe(32),
+        data_dir=tmp_path / "crm",
+    )
+
+
+@pytest.fixture
+def api(database_url: str, api_settings: Settings) -> Iterator[Api]:
+    migrate(api_settings, database_url)
+    crm = build_crm(api_settings, database_url)
+    services = api_services(api_settings, crm)
+    try:
+        with (
+            ProjectionSupervisor(crm, database_url),
+            TestClient(create_api(services), raise_server_exceptions=False) as client,
+        ):
+            yield Api(client, crm, services)
+    finally:
+        crm.close()
