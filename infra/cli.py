@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 import orjson
@@ -18,12 +20,14 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
+from api.security import ROLES
 from domain.application import CRM
 from infra.bootstrap import build_crm, managed_services, running
 from infra.persistence import migrate as migrate_schema
 from infra.projections import ProjectionSupervisor, projection_status, rebuild
 from infra.services import ServiceStatus
 from infra.settings import get_settings
+from infra.users import UserExists, UserStore, ensure_demo_admin
 from projections.catalog import READ_MODELS, ReadModelSpec, read_model
 
 app = typer.Typer(help="Event-sourced CRM backend.", no_args_is_help=True)
@@ -31,6 +35,8 @@ services_app = typer.Typer(help="Embedded PostgreSQL and NATS (used when no URL 
 app.add_typer(services_app, name="services")
 projections_app = typer.Typer(help="Read models: run, inspect and rebuild them.")
 app.add_typer(projections_app, name="projections")
+users_app = typer.Typer(help="Users of the API: create, list, deactivate.")
+app.add_typer(users_app, name="users")
 console = Console()
 
 
@@ -48,6 +54,15 @@ def run(
         console.print(f"  health  http://{bind_host}:{bind_port}/health")
         console.print(f"  database {runtime.urls.database_url}")
         console.print(f"  nats     {runtime.urls.nats_url}")
+        admin = runtime.settings.demo_admin_username
+        if admin:
+            password = ensure_demo_admin(
+                UserStore(runtime.crm.recorder.datastore),  # type: ignore[attr-defined]
+                runtime.settings.data_dir,
+                admin,
+                runtime.settings.demo_admin_password,
+            )
+            console.print(f"  login    [bold]{admin}[/] / [bold]{password}[/] (demo admin)")
         with ProjectionSupervisor(runtime.crm, runtime.urls.database_url):
             uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
 
@@ -87,6 +102,68 @@ def history(record_id: UUID) -> None:
             for event in crm.history(record_id):
                 line = {"type": event.type_name(), **event.model_dump(mode="json")}
                 typer.echo(orjson.dumps(line).decode())
+        finally:
+            crm.close()
+
+
+@users_app.command("create")
+def users_create(
+    username: str = typer.Option(..., help="Login name (letters, digits, . _ @ -)."),
+    role: str = typer.Option(..., help=f"One of: {', '.join(ROLES)}."),
+    region: str | None = typer.Option(None, help="Region (required for managers)."),
+    team: str | None = typer.Option(None, help="Team (service and sales routing)."),
+    password: str = typer.Option(
+        ...,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="CRM_NEW_USER_PASSWORD",
+        help="Asked for when not given (or set CRM_NEW_USER_PASSWORD).",
+    ),
+    replace: bool = typer.Option(False, help="Reset an existing user instead of failing."),
+) -> None:
+    """Create a user who can log in to the API (passwords are stored as argon2 hashes)."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    with _user_store() as store:
+        try:
+            user = store.create(username, password, role, region=region, team=team, replace=replace)
+        except UserExists:
+            console.print(f"[red]user {username} exists already[/] (use --replace to reset)")
+            raise typer.Exit(code=1) from None
+        except ValueError as error:
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(code=1) from None
+    console.print(f"user [bold]{user.username}[/] created: {user.role} region={user.region}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List active users with their role, region and team."""
+    table = Table("username", "role", "region", "team")
+    with _user_store() as store:
+        for user in store.list():
+            table.add_row(user.username, user.role, user.region or "", user.team or "")
+    console.print(table)
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str) -> None:
+    """Stop a user from logging in (their history stays in the log)."""
+    with _user_store() as store:
+        if not store.deactivate(username):
+            console.print(f"[red]no user {username}[/]")
+            raise typer.Exit(code=1)
+    console.print(f"user {username} deactivated")
+
+
+@contextmanager
+def _user_store() -> Iterator[UserStore]:
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        try:
+            yield UserStore(crm.recorder.datastore)  # type: ignore[attr-defined]
         finally:
             crm.close()
 

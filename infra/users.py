@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -110,3 +111,25 @@ class UserStore:
                 (username,),
             )
             return curs.rowcount == 1
+
+
+def ensure_demo_admin(store: UserStore, data_dir: Path, username: str, password: str | None) -> str:
+    """Make sure the demo admin exists; returns its password (generated once, kept in data_dir).
+
+    With a configured password the account is (re)set to it on every start; without one a
+    random password is generated on first start and kept in `data_dir/demo-admin-password`.
+    """
+    if password:
+        store.create(username, password, "admin", replace=True)
+        return password
+    path = data_dir / "demo-admin-password"
+    if path.exists():
+        kept = path.read_text().strip()
+        store.create(username, kept, "admin", replace=True)
+        return kept
+    generated = secrets.token_urlsafe(12)
+    store.create(username, generated, "admin", replace=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(generated)
+    return generated
