@@ -103,15 +103,37 @@ class Public:
 PUBLIC: Any = Depends(Public())
 
 
+class SignedIn:
+    """Marks a route any signed-in user may call, whatever their role (e.g. /auth/me)."""
+
+    def __call__(self, user: CurrentUser) -> Principal:
+        return user
+
+
+SIGNED_IN: Any = Depends(SignedIn())
+
+
 def get_min_position(
+    services: Services,
     min_position: Annotated[
         int | None,
         Query(ge=0, description="Wait until the read model has processed this log position."),
     ] = None,
     x_min_position: Annotated[int | None, Header(ge=0)] = None,
 ) -> int | None:
-    """Read-your-writes: the position of a write the client made (query wins over header)."""
-    return min_position if min_position is not None else x_min_position
+    """Read-your-writes: the position of a write the client made (query wins over header).
+
+    A position beyond the log's head was never handed out by a command: 422 at once rather
+    than a wait that cannot end well.
+    """
+    position = min_position if min_position is not None else x_min_position
+    if position:
+        head = services.crm.recorder.max_notification_id() or 0
+        if position > head:
+            raise HTTPException(
+                422, f"min_position {position} is beyond the end of the log ({head})"
+            )
+    return position
 
 
 MinPosition = Annotated[int | None, Depends(get_min_position)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api.deps import PUBLIC, CurrentUser, Services
+from api.deps import PUBLIC, SIGNED_IN, CurrentUser, Services
 from api.errors import problems
 from api.security import Role
 
@@ -51,7 +51,7 @@ def login(services: Services, form: Annotated[OAuth2PasswordRequestForm, Depends
     )
 
 
-@router.get("/me", response_model=UserPublic, responses=problems(401))
+@router.get("/me", response_model=UserPublic, responses=problems(401), dependencies=[SIGNED_IN])
 def me(user: CurrentUser) -> UserPublic:
     """The user the bearer token belongs to."""
     return UserPublic(username=user.username, role=user.role, region=user.region, team=user.team)
