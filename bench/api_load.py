@@ -1,0 +1,258 @@
+"""HTTP read latency under a steady command load, one uvicorn worker, real PostgreSQL.
+
+Run: `.venv/bin/python -m bench.api_load [--seconds S] [--read-rate R] [--database-url URL]`
+(without a URL an embedded PostgreSQL is started in a temp dir). Starts `crm api` (1 worker) and
+`crm projections run` as subprocesses, seeds customers and tickets, then for each read route
+sends requests at a fixed rate (open loop: latency counts from the scheduled send time, so a slow
+server cannot hide queueing) while a second load issues commands at `--command-rate`. Prints
+p50/p99/max latency and errors per route. Target: p99 <= 25 ms at 300 req/s for single-record
+reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+
+from infra.bootstrap import build_crm
+from infra.persistence import migrate
+from infra.services import EmbeddedPostgres, create_database, drop_database
+from infra.settings import Settings
+from infra.users import UserStore
+
+PASSWORD = "bench-password"
+
+
+@dataclass
+class Load:
+    """Latencies (seconds) and errors of one fixed-rate load."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, latency: float, ok: bool) -> None:
+        with self.lock:
+            self.latencies.append(latency)
+            if not ok:
+                self.errors += 1
+
+    def figures(self) -> dict[str, float]:
+        flat = sorted(self.latencies) or [0.0]
+        return {
+            "n": len(self.latencies),
+            "p50": statistics.median(flat) * 1000,
+            "p99": flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
+            "max": flat[-1] * 1000,
+            "errors": self.errors,
+        }
+
+
+def fixed_rate(
+    rate: float, seconds: float, request: Callable[[httpx.Client], bool], load: Load
+) -> threading.Thread:
+    """Send `rate` requests/s for `seconds` from a pool of clients, in a background thread."""
+
+    def run() -> None:
+        workers = max(4, int(rate // 20))
+        clients = [httpx.Client(timeout=10.0) for _ in range(workers)]
+        free: list[httpx.Client] = list(clients)
+        free_lock = threading.Lock()
+
+        def one(scheduled: float) -> None:
+            with free_lock:
+                client = free.pop()
+            try:
+                ok = request(client)
+            except httpx.HTTPError:
+                ok = False
+            finally:
+                with free_lock:
+                    free.append(client)
+            load.record(time.perf_counter() - scheduled, ok)
+
+        with ThreadPoolExecutor(workers) as pool:
+            start = time.perf_counter()
+            total = int(rate * seconds)
+            for n in range(total):
+                scheduled = start + n / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(one, scheduled)
+        for client in clients:
+            client.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(database_url: str, data_dir: Path) -> Iterator[str]:
+    """`crm api` (one worker) and `crm projections run` against `database_url`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRM_DATABASE_URL": database_url,
+        "CRM_NATS_URL": "nats://127.0.0.1:1",
+        "CRM_DATA_DIR": str(data_dir),
+        "CRM_TOKEN_SECRET": "bench-" + "x" * 40,
+        "CRM_LOG_LEVEL": "warning",
+    }
+    crm = [sys.executable, "-m", "infra.cli"]
+    processes = [
+        subprocess.Popen([*crm, "api", "--port", str(port)], env=env),
+        subprocess.Popen([*crm, "projections", "run"], env=env, stdout=subprocess.DEVNULL),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/health", timeout=1.0).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+
+
+def seed(database_url: str, customers: int, tickets: int) -> tuple[list[UUID], list[UUID]]:
+    settings = Settings(customer_snapshot_interval=0)
+    migrate(settings, database_url)
+    crm = build_crm(settings, database_url)
+    try:
+        UserStore(crm.recorder.datastore).create(  # type: ignore[attr-defined]
+            "bench", PASSWORD, "admin", replace=True
+        )
+        customer_ids = [
+            crm.register_customer(
+                kind="company", name=f"Customer {n}", region="east", owner="bench"
+            ).id
+            for n in range(customers)
+        ]
+        ticket_ids = [
+            crm.open_ticket(
+                customer_id=random.choice(customer_ids),
+                channel="email",
+                subject=f"Ticket {n}",
+                description="printer on fire",
+                category="hardware",
+                priority=random.choice(["P1", "P2", "P3", "P4"]),
+            ).id
+            for n in range(tickets)
+        ]
+        return customer_ids, ticket_ids
+    finally:
+        crm.close()
+
+
+def bench(database_url: str, args: argparse.Namespace) -> list[tuple[str, float, dict[str, float]]]:
+    customer_ids, _ = seed(database_url, args.customers, args.tickets)
+    rows = []
+    with (
+        tempfile.TemporaryDirectory(prefix="crm-bench-api-") as data_dir,
+        server(database_url, Path(data_dir)) as base,
+    ):
+        token = httpx.post(
+            base + "/auth/token", data={"username": "bench", "password": PASSWORD}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        counter = iter(range(10**9))
+
+        def command(client: httpx.Client) -> bool:
+            customer = random.choice(customer_ids)
+            response = client.post(
+                f"{base}/customers/{customer}/tags",
+                json={"tag": f"t{next(counter) % 50}"},
+                headers=headers,
+            )
+            return response.status_code < 400
+
+        def customer_360(client: httpx.Client) -> bool:
+            response = client.get(
+                f"{base}/customers/{random.choice(customer_ids)}", headers=headers
+            )
+            return response.status_code == 200
+
+        def sla_board(client: httpx.Client) -> bool:
+            response = client.get(f"{base}/sla/board", params={"limit": 50}, headers=headers)
+            return response.status_code == 200
+
+        for name, rate, request in (
+            ("GET /customers/{id}", args.read_rate, customer_360),
+            ("GET /sla/board", args.board_rate, sla_board),
+        ):
+            commands, reads = Load(), Load()
+            writer = fixed_rate(args.command_rate, args.seconds, command, commands)
+            reader = fixed_rate(rate, args.seconds, request, reads)
+            reader.join()
+            writer.join()
+            rows.append((name, rate, reads.figures()))
+            rows.append((f"  POST tags (during {name})", args.command_rate, commands.figures()))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load")
+    parser.add_argument("--read-rate", type=float, default=300.0, help="GET /customers/{id} per s")
+    parser.add_argument("--board-rate", type=float, default=100.0, help="GET /sla/board per s")
+    parser.add_argument("--command-rate", type=float, default=100.0, help="commands per s")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--tickets", type=int, default=500)
+    parser.add_argument("--database-url", help="server URL (default: embedded PostgreSQL)")
+    args = parser.parse_args()
+    pg: EmbeddedPostgres | None = None
+    server_url = args.database_url
+    if server_url is None:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="crm-bench-")) / "pg")
+        server_url = pg.start()
+    name = f"crm_bench_api_{secrets.token_hex(4)}"
+    try:
+        rows = bench(create_database(server_url, name), args)
+    finally:
+        drop_database(server_url, name)
+        if pg is not None:
+            pg.stop()
+    print(
+        f"{'load':<40} {'req/s':>6} {'n':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'errors':>6}"
+    )
+    for label, rate, f in rows:
+        print(
+            f"{label:<40} {rate:>6.0f} {f['n']:>6.0f} {f['p50']:>7.2f} {f['p99']:>7.2f} "
+            f"{f['max']:>7.1f} {f['errors']:>6.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
