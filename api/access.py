@@ -109,8 +109,8 @@ def redact_customer(user: Principal, document: dict[str, Any]) -> dict[str, Any]
         redacted["contacts"] = [
             {**contact, "email": None, "phone": None} for contact in redacted["contacts"]
         ]
-    if user.role == "service":
-        # Service sees customer basics and contacts, but no deals.
+    if not permits(user, "opportunities", "read"):
+        # Service and marketing see customer basics, but no deals.
         redacted.pop("won_totals", None)
         counts = dict(redacted.get("counts") or {})
         for key in [k for k in counts if "opportunit" in k]:

@@ -41,6 +41,8 @@ def required_text(field_name: str, value: str, *, refuse: Refusal = InvalidValue
     stripped = (value or "").strip()
     if not stripped:
         raise refuse(field_name, value, "must not be blank")
+    if "\x00" in stripped:
+        raise refuse(field_name, value, "must not contain NUL characters")
     return stripped
 
 
@@ -48,6 +50,8 @@ def optional_text(value: str | None) -> str | None:
     """The text without surrounding blanks, or None when nothing is left."""
     if value is None:
         return None
+    if "\x00" in value:
+        raise InvalidValue("text", value, "must not contain NUL characters")
     return value.strip() or None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
@@ -15,6 +15,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
+from projections.visibility import Visibility
 
 # Columns shared by the timeline and the staging table of not-yet-converted leads' events.
 EVENT_COLUMNS = "event_id, seq, aggregate_id, aggregate_version, type, actor, at, summary, payload"
@@ -125,6 +126,15 @@ class Customer360View(ReadModelView):
             "avg_csat": None if avg_csat is None else float(avg_csat),
         }
 
+    def profile(self, customer_id: UUID, *, min_position: int | None = None) -> Row | None:
+        """The customer's own row (profile, owner, region; None when unknown), nothing else."""
+        self.wait_for(min_position)
+        rows = self.fetch(
+            SQL("SELECT * FROM {} WHERE customer_id = %s").format(self.reader("customers")),
+            [customer_id],
+        )
+        return rows[0] if rows else None
+
     def timeline(
         self,
         customer_id: UUID,
@@ -132,14 +142,21 @@ class Customer360View(ReadModelView):
         limit: int = 50,
         cursor: str | None = None,
         min_position: int | None = None,
+        without: Collection[str] = (),
     ) -> tuple[list[Row], str | None]:
-        """Every event about the customer and its merged duplicates, newest first, by pages."""
+        """Every event about the customer and its merged duplicates, newest first, by pages.
+
+        `without` leaves out the events of those aggregate types (e.g. `opportunity`).
+        """
         check_limit(limit)
         self.wait_for(min_position)
-        after = SQL("")
+        after: Composable = SQL("")
         params: list[Any] = [customer_id]
+        if without:
+            after += SQL(" AND aggregate_type <> ALL(%s)")
+            params.append(list(without))
         if cursor is not None:
-            after = SQL(" AND (at, seq) < (%s, %s)")
+            after += SQL(" AND (at, seq) < (%s, %s)")
             params.extend(decode_cursor(cursor, TIMELINE_KEY_PARSERS, TIMELINE))
         statement = group_of(self) + SQL(
             " SELECT * FROM {} WHERE customer_id IN (SELECT customer_id FROM group_){} "
@@ -163,12 +180,20 @@ class Customer360View(ReadModelView):
         limit: int = 50,
         cursor: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> tuple[list[Row], str | None]:
-        """Customers by name, then id; `text` matches name, email or phone, in any case."""
+        """Customers by name, then id; `text` matches name, email or phone, in any case.
+
+        Each row carries its tags and its consents by channel; `visible` restricts the rows to
+        those a reader may see (None: all of them).
+        """
         check_limit(limit)
         self.wait_for(min_position)
         where: list[Composable] = []
         params: list[Any] = []
+        if visible is not None:
+            restrictions, params = visible.where(region="region", owner="owner")
+            where.extend(restrictions)
         if text is not None and text.strip():
             needle = text.strip().lower()
             matches = [SQL("strpos(lower(name), %s) > 0"), SQL("strpos(email, %s) > 0")]
@@ -196,8 +221,8 @@ class Customer360View(ReadModelView):
             params.extend(decode_cursor(cursor, SEARCH_KEY_PARSERS, SEARCH))
         statement = SQL(
             "SELECT c.*, array(SELECT tag FROM {} t WHERE t.customer_id = c.customer_id "
-            "ORDER BY tag) AS tags FROM {} c"
-        ).format(self.reader("tags"), self.reader("customers"))
+            "ORDER BY tag) AS tags, " + CONSENTS + " AS consents FROM {} c"
+        ).format(self.reader("tags"), self.reader("consents"), self.reader("customers"))
         if where:
             statement += SQL(" WHERE ") + SQL(" AND ").join(where)
         statement += SQL(" ORDER BY name, customer_id LIMIT %s")
@@ -247,6 +272,14 @@ COUNTS = (
     "(SELECT count(*) FILTER (WHERE status IN " + ACTIVE_TICKETS + ") AS open_tickets, "
     "count(*) FILTER (WHERE status NOT IN " + ACTIVE_TICKETS + ") AS closed_tickets, "
     "avg(csat) AS avg_csat FROM {tickets} WHERE " + IN_GROUP + ") t"
+)
+
+
+# A found customer's consents, as the 360° document has them: {channel: {granted, ...}}.
+CONSENTS = (
+    "(SELECT coalesce(jsonb_object_agg(channel, jsonb_build_object('granted', granted, "
+    "'legal_basis', legal_basis, 'recorded_at', recorded_at)), '{{}}'::jsonb) "
+    "FROM {} k WHERE k.customer_id = c.customer_id)"
 )
 
 

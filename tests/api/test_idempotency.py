@@ -145,3 +145,16 @@ def test_expired_keys_are_forgotten(api: Api, database_url: str) -> None:
     assert first.status_code == 201
     assert again.status_code == 409  # executed anew: the email is taken now
     assert "idempotent-replayed" not in again.headers
+
+
+def test_a_nul_character_anywhere_in_a_request_is_422_and_writes_nothing(api: Api) -> None:
+    head = api.crm.recorder.max_notification_id()
+
+    in_body = api.client.post(
+        "/customers", json={**CUSTOMER, "name": "Ac\u0000me"}, headers=api.admin
+    )
+    in_query = api.client.get("/customers", params={"q": "a\x00"}, headers=api.admin)
+
+    assert in_body.status_code == in_query.status_code == 422
+    assert in_body.headers["content-type"] == "application/problem+json"
+    assert api.crm.recorder.max_notification_id() == head

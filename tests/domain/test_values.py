@@ -33,3 +33,13 @@ def test_national_phone_numbers_take_the_default_region() -> None:
     assert normalise_phone("(202) 555-0143", "US") == "+12025550143"
     with pytest.raises(InvalidValue):
         normalise_phone("12")
+
+
+def test_text_with_a_nul_character_is_refused() -> None:
+    from domain.shared import InvalidValue
+    from domain.values import optional_text, required_text
+
+    with pytest.raises(InvalidValue, match="NUL"):
+        required_text("name", "Ac\x00me")
+    with pytest.raises(InvalidValue, match="NUL"):
+        optional_text("a\x00")
