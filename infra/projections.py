@@ -25,6 +25,7 @@ from projections.readmodel import (
     create_registry,
     install,
 )
+from projections.replay import replay
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,16 @@ class ProjectionWorker(threading.Thread):
             logger.exception("could not record the state of read model %s", self.spec.name)
 
 
+def wake_listeners(crm: CRM) -> None:
+    """NOTIFY the log's channel, so workers waiting for commits see they should stop at once."""
+    channel = crm.recorder.channel_name  # type: ignore[attr-defined]
+    try:
+        with crm.recorder.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+            curs.execute(SQL("NOTIFY {}").format(Identifier(channel)))
+    except Exception:  # best effort: without it workers still stop within a second
+        logger.warning("could not wake the workers", exc_info=True)
+
+
 class ProjectionSupervisor:
     """Starts a worker per read model; each waits as standby while another process leads."""
 
@@ -164,6 +175,8 @@ class ProjectionSupervisor:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
+        if self.workers:
+            wake_listeners(self.workers[0].crm)
         for worker in self.workers:
             worker.join(timeout)
 
@@ -277,17 +290,32 @@ def rebuild(crm: CRM, spec: ReadModelSpec, on_batch: Progress | None = None) -> 
     leaves the old version serving (the half-built version is dropped by the next rebuild).
     Returns the new version.
     """
+    return rebuild_many(crm, [spec], on_batch)[spec.name]
+
+
+def rebuild_many(
+    crm: CRM, specs: Sequence[ReadModelSpec], on_batch: Progress | None = None
+) -> dict[str, int]:
+    """Rebuild these read models in one pass over the log (see `rebuild`), then switch each.
+
+    Every event is read and decoded once for all of them. The switches come one after another
+    at the end, each atomic on its own. Returns each read model's new version.
+    """
     datastore = crm.recorder.datastore  # type: ignore[attr-defined]
     create_registry(datastore)
     with datastore.get_connection() as lock:  # held for the whole rebuild: one at a time
-        key = lock_key(f"rebuild:{spec.name}")
-        row = lock.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,)).fetchone()
-        if not row or not row["locked"]:
-            raise RebuildInProgress(spec.name)
+        locked: list[int] = []
         try:
-            return _rebuild(crm, spec, datastore, on_batch)
+            for spec in specs:
+                key = lock_key(f"rebuild:{spec.name}")
+                row = lock.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,)).fetchone()
+                if not row or not row["locked"]:
+                    raise RebuildInProgress(spec.name)
+                locked.append(key)
+            return _rebuild(crm, specs, datastore, on_batch)
         finally:
-            lock.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            for key in locked:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 class RebuildInProgress(Exception):
@@ -297,23 +325,30 @@ class RebuildInProgress(Exception):
         super().__init__(f"read model {name} is being rebuilt by another process")
 
 
-def _rebuild(crm: CRM, spec: ReadModelSpec, datastore: Any, on_batch: Progress | None) -> int:
-    current = install(spec.view, datastore).version
-    registry = _registry_row(datastore, spec.name)
-    leftover = None if registry is None else registry["building_version"]
-    if leftover is not None and leftover != current:
-        spec.view(datastore, leftover).drop()
-    new_version = max(current, leftover or 0) + 1
-    _set_building(datastore, spec.name, new_version)
-    view = spec.view(datastore, new_version)
-    view.drop()
-    view.create_table()
-    projection = spec.projection(view=view)
-    catch_up(projection, crm.recorder, crm.mapper, batch_size=5000, live=False, on_batch=on_batch)
-    view.activate()  # waits for a live batch in flight; live workers then move to this version
-    _set_building(datastore, spec.name, None)
-    spec.view(datastore, current).drop()
-    return new_version
+def _rebuild(
+    crm: CRM, specs: Sequence[ReadModelSpec], datastore: Any, on_batch: Progress | None
+) -> dict[str, int]:
+    serving: dict[str, int] = {}
+    projections = []
+    for spec in specs:
+        current = install(spec.view, datastore).version
+        registry = _registry_row(datastore, spec.name)
+        leftover = None if registry is None else registry["building_version"]
+        if leftover is not None and leftover != current:
+            spec.view(datastore, leftover).drop()
+        new_version = max(current, leftover or 0) + 1
+        _set_building(datastore, spec.name, new_version)
+        view = spec.view(datastore, new_version)
+        view.drop()
+        view.create_table()
+        serving[spec.name] = current
+        projections.append(spec.projection(view=view))
+    replay(projections, crm.recorder, crm.mapper, on_page=on_batch)
+    for spec, projection in zip(specs, projections, strict=True):
+        projection.view.activate()  # waits for a live batch in flight; live workers then move
+        _set_building(datastore, spec.name, None)
+        spec.view(datastore, serving[spec.name]).drop()
+    return {spec.name: p.view.version for spec, p in zip(specs, projections, strict=True)}
 
 
 def _set_building(datastore: Any, name: str, building: int | None) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from domain.customer import CustomerProfileUpdated, CustomerRegistered
-from projections.readmodel import ReadModelProjection, handles
+from projections.bulk import BulkRebuild
+from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
 
 
 class CustomerRegions(ReadModelProjection):
@@ -35,3 +40,34 @@ class CustomerRegions(ReadModelProjection):
                 ),
                 (region, event.originator_id),
             )
+
+
+class CustomerRegionsRebuild(BulkRebuild):
+    """CustomerRegions in memory: `deals_of` finds a customer's deals, as `WHERE customer_id`."""
+
+    def __init__(self, view: ReadModelView, columns: dict[str, tuple[str, ...]]) -> None:
+        super().__init__(view, columns)
+        self.deals_of: dict[UUID, list[UUID]] = defaultdict(list)
+
+    @handles(CustomerRegistered)
+    def customer_registered(self, event: CustomerRegistered) -> None:
+        self.tables["customers"].add_new(
+            event.originator_id, customer_id=event.originator_id, region=event.region
+        )
+
+    @handles(CustomerProfileUpdated)
+    def customer_updated(self, event: CustomerProfileUpdated) -> None:
+        region = event.changes.get("region")
+        if region is None:
+            return
+        self.tables["customers"].set(event.originator_id, region=region)
+        deals = self.tables["opportunities"]
+        for deal_id in self.deals_of.get(event.originator_id, ()):
+            deals.set(deal_id, region=region)
+
+    def add_deal(self, deal_id: UUID, **values: Any) -> Row | None:
+        """INSERT ... ON CONFLICT DO NOTHING into `opportunities`, indexed by customer."""
+        row = self.tables["opportunities"].add_new(deal_id, **values)
+        if row is not None:
+            self.deals_of[row["customer_id"]].append(deal_id)
+        return row

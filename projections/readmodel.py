@@ -21,6 +21,7 @@ REGISTRY_TABLE = "crm_read_models"
 Row = dict[str, Any]
 E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[[Any, Cursor[DictRow], Any], None]
+H = TypeVar("H", bound=Callable[..., None])  # a live handler, or a rebuild's in-memory one
 
 
 class ReadModelView(PostgresTrackingRecorder):
@@ -86,33 +87,7 @@ class ReadModelView(PostgresTrackingRecorder):
         one, so a rebuild's switch waits for it and it never writes to a switched-away version.
         """
         with self.datastore.transaction(commit=True) as curs:
-            if live:
-                curs.execute(
-                    SQL("SELECT active_version FROM {} WHERE name = %s FOR SHARE").format(
-                        Identifier(REGISTRY_TABLE)
-                    ),
-                    (self.name,),
-                )
-                row = curs.fetchone()
-                if row is None or row["active_version"] != self.version:
-                    raise VersionSwitched(self.name, self.version)
-            tracking = self.table("tracking")
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (application_name, notification_id) VALUES (%s, 0) "
-                    "ON CONFLICT DO NOTHING"
-                ).format(tracking),
-                (APPLICATION_NAME,),
-            )
-            curs.execute(
-                SQL("SELECT notification_id FROM {} WHERE application_name = %s FOR UPDATE").format(
-                    tracking
-                ),
-                (APPLICATION_NAME,),
-            )
-            row = curs.fetchone()
-            if row is None or row["notification_id"] != start:
-                raise PositionMoved(self.name, start)
+            self._claim(curs, start, live=live)
             # Pipelined: the handlers' statements go out without waiting for each result
             # (a handler that reads a result waits only then), so a batch is a few round trips.
             with curs.connection.pipeline():
@@ -120,6 +95,46 @@ class ReadModelView(PostgresTrackingRecorder):
                     projection.position = positions[n] if positions else position
                     projection.apply(event, curs)
                 self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
+
+    def write_rows(
+        self, write: Callable[[Cursor[DictRow]], None], position: int, *, start: int
+    ) -> None:
+        """A rebuild's `write_batch`: `write` stores rows (e.g. with COPY), and `position` is
+        recorded, in one transaction, after the same check that the tracking row says `start`."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._claim(curs, start, live=False)
+            write(curs)
+            self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
+
+    def _claim(self, curs: Cursor[DictRow], start: int, *, live: bool) -> None:
+        """Lock the tracking row (and, live, the registry row); refuse if either moved on."""
+        if live:
+            curs.execute(
+                SQL("SELECT active_version FROM {} WHERE name = %s FOR SHARE").format(
+                    Identifier(REGISTRY_TABLE)
+                ),
+                (self.name,),
+            )
+            row = curs.fetchone()
+            if row is None or row["active_version"] != self.version:
+                raise VersionSwitched(self.name, self.version)
+        tracking = self.table("tracking")
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (application_name, notification_id) VALUES (%s, 0) "
+                "ON CONFLICT DO NOTHING"
+            ).format(tracking),
+            (APPLICATION_NAME,),
+        )
+        curs.execute(
+            SQL("SELECT notification_id FROM {} WHERE application_name = %s FOR UPDATE").format(
+                tracking
+            ),
+            (APPLICATION_NAME,),
+        )
+        row = curs.fetchone()
+        if row is None or row["notification_id"] != start:
+            raise PositionMoved(self.name, start)
 
     def position(self) -> int:
         """The last log position this version has processed (0 before the first)."""
@@ -192,6 +207,9 @@ class ReadModelProjection(Projection[Any]):
 
     handlers: ClassVar[dict[type[DomainEvent], Handler]] = {}
     position: int = 0  # log position of the event being applied
+    # The in-memory rebuild of this read model (`projections.bulk`), if it has one; without
+    # one, a rebuild runs the handlers above, page by page.
+    bulk: ClassVar[type[Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -223,10 +241,10 @@ class ReadModelProjection(Projection[Any]):
             handler(self, curs, event)
 
 
-def handles(*event_types: type[DomainEvent]) -> Callable[[Handler], Handler]:
+def handles(*event_types: type[DomainEvent]) -> Callable[[H], H]:
     """Mark a projection method as the handler of these event types."""
 
-    def mark(method: Handler) -> Handler:
+    def mark(method: H) -> H:
         method._handles = event_types  # type: ignore[attr-defined]
         return method
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import orjson
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -142,21 +143,7 @@ def insert_event(
     `customer_of` (table, key column) takes the customer id from the event's row there; no
     row there, no timeline entry.
     """
-    # `seq` is the event's log position: it keeps log order among events of one instant, and
-    # a rebuild gives every event the same one.
-    payload = event.model_dump(mode="json", exclude=METADATA)
-    values = {
-        "event_id": event.event_id,
-        "seq": position,
-        "aggregate_id": event.originator_id,
-        "aggregate_version": event.originator_version,
-        "type": type(event).type_name(),
-        "actor": event.actor,
-        "at": event.timestamp,
-        "summary": summarise(event, payload),
-        "payload": Jsonb(payload),
-        **extra,
-    }
+    values = {**event_row(event, position), **extra}
     target = view.physical(table)
     if customer_of is None:
         curs.execute(_insert_statement(target, tuple(values), None), list(values.values()))
@@ -166,6 +153,28 @@ def insert_event(
         _insert_statement(target, tuple(values), (view.physical(source), key)),
         [*values.values(), event.originator_id],
     )
+
+
+def event_row(event: DomainEvent, position: int) -> dict[str, Any]:
+    """The columns of an event's timeline (or staging) row; the same live and in rebuilds."""
+    # `seq` is the event's log position: it keeps log order among events of one instant, and
+    # a rebuild gives every event the same one.
+    payload = event.model_dump(mode="json", exclude=METADATA)
+    return {
+        "event_id": event.event_id,
+        "seq": position,
+        "aggregate_id": event.originator_id,
+        "aggregate_version": event.originator_version,
+        "type": type(event).type_name(),
+        "actor": event.actor,
+        "at": event.timestamp,
+        "summary": summarise(event, payload),
+        "payload": Jsonb(payload, dumps=_dumps),
+    }
+
+
+def _dumps(payload: Any) -> str:
+    return orjson.dumps(payload).decode()
 
 
 @lru_cache(maxsize=64)

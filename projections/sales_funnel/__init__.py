@@ -3,6 +3,7 @@
 from projections.pagination import InvalidCursor
 from projections.sales_funnel.period import Period
 from projections.sales_funnel.projection import SalesFunnelProjection
+from projections.sales_funnel.rebuild import SalesFunnelRebuild
 from projections.sales_funnel.view import DEFAULT_STALL_THRESHOLDS, SalesFunnelView
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "InvalidCursor",
     "Period",
     "SalesFunnelProjection",
+    "SalesFunnelRebuild",
     "SalesFunnelView",
 ]

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, settings
 from psycopg.sql import SQL
 
 from domain.application import CRM
-from projections.catchup import catch_up
 from projections.readmodel import ReadModelProjection, ReadModelView, Row
+from projections.replay import replay
 
 V = TypeVar("V", bound=ReadModelView)
 
@@ -23,13 +23,15 @@ REBUILD_EXAMPLES = settings(
 
 @contextmanager
 def rebuilt_from_zero(
-    crm: CRM, live: V, projection_class: type[ReadModelProjection]
+    crm: CRM, live: V, projection_class: type[ReadModelProjection], *, page_size: int = 7
 ) -> Iterator[V]:
-    """The next version of `live`'s read model, built from the whole log; dropped afterwards."""
+    """The next version of `live`'s read model, built from the whole log as `crm projections
+    rebuild` builds it (in memory, if the read model has a bulk rebuild), in small pages so
+    that appended rows are written across several; dropped afterwards."""
     rebuilt = type(live)(live.datastore, version=live.version + 1)
     rebuilt.create_table()
     try:
-        catch_up(projection_class(view=rebuilt), crm.recorder, crm.mapper, live=False)
+        replay([projection_class(view=rebuilt)], crm.recorder, crm.mapper, page_size=page_size)
         yield rebuilt
     finally:
         rebuilt.drop()
