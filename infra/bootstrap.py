@@ -18,7 +18,9 @@ from domain.shared import Clock
 from domain.sla import DEFAULT_POLICY, BusinessCalendar
 from infra.api_stores import PostgresAccessLog, PostgresIdempotencyStore
 from infra.persistence import event_store_env, migrate
+from infra.relay.status import relay_status
 from infra.services import ManagedServices, ServiceURLs, check_nats, check_postgres
+from infra.services.status import describe
 from infra.settings import Settings
 from infra.users import UserStore
 from projections.customer_360 import Customer360View
@@ -46,8 +48,10 @@ def build_crm(settings: Settings, database_url: str | None, *, clock: Clock | No
     )
 
 
-def health_checks(urls: ServiceURLs) -> dict[str, HealthCheck]:
-    """Probes of the database and NATS for GET /health."""
+def health_checks(
+    urls: ServiceURLs, crm: CRM | None = None, stream: str = "CRM"
+) -> dict[str, HealthCheck]:
+    """Probes of the database and NATS (and the event relay's lag, given the CRM) for /health."""
 
     def database() -> Health:
         status = check_postgres(urls.database_url)
@@ -57,7 +61,23 @@ def health_checks(urls: ServiceURLs) -> dict[str, HealthCheck]:
         status = check_nats(urls.nats_url)
         return Health(ok=status.running, detail=status.detail, url=status.url)
 
-    return {"database": database, "nats": nats}
+    checks = {"database": database, "nats": nats}
+    if crm is not None:
+        checks["relay"] = relay_health(crm, stream)
+    return checks
+
+
+def relay_health(crm: CRM, stream: str) -> HealthCheck:
+    """The relay's state and lag; not essential: the API works on while the relay lags."""
+
+    def relay() -> Health:
+        try:
+            status = relay_status(crm, stream)
+        except Exception as error:  # a health check reports every failure instead of raising it
+            return Health(ok=False, detail=f"unknown: {describe(error)}")
+        return Health(ok=status.healthy, detail=status.summary())
+
+    return relay
 
 
 def managed_services(settings: Settings) -> ManagedServices:
@@ -122,7 +142,7 @@ def running(settings: Settings, *, run_migrations: bool = False) -> Iterator[Run
             migrate(settings, urls.database_url)
         crm = build_crm(settings, urls.database_url)
         try:
-            wiring = api_services(settings, crm, health_checks(urls))
+            wiring = api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
             yield Runtime(settings, urls, crm, create_api(wiring))
         finally:
             crm.close()

@@ -38,6 +38,20 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_STAGE_PROBABILITIES)
     )
 
+    # Event relay to NATS JetStream (docs/integrators.md, docs/adr/0008-*).
+    relay_enabled: bool = True  # `crm run` starts the relay in-process
+    relay_stream: str = Field(default="CRM", pattern=r"^[A-Za-z0-9_-]+$")
+    relay_subject_prefix: str = Field(default="crm", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    relay_retention: Literal["limits", "interest"] = "limits"
+    relay_max_age_days: float = Field(default=0, ge=0)  # 0: keep every message
+    relay_max_bytes: int = Field(default=-1, ge=-1)  # -1: no size limit
+    relay_duplicate_window_seconds: float = Field(default=120, ge=120)
+    relay_replicas: int = Field(default=1, ge=1, le=5)
+    relay_max_in_flight: int = Field(default=1000, ge=1)
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_ack_timeout_seconds: float = Field(default=5, gt=0)
+    relay_max_backoff_seconds: float = Field(default=10, gt=0)
+
     # HTTP API.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -59,7 +59,9 @@ class EmbeddedNats:
         *,
         http_port: int | None = None,
         run_dir: Path | None = None,
+        sync_interval: str = "always",
     ) -> None:
+        self.sync_interval = sync_interval  # "always": fsync before acknowledging (ADR 0008)
         self.store_dir = store_dir.expanduser().resolve()
         default_run_dir = self.store_dir.with_name(f"{self.store_dir.name}-run")
         self.run_dir = (run_dir or default_run_dir).expanduser().resolve()
@@ -158,6 +160,7 @@ class EmbeddedNats:
     def _spawn(self, port: int) -> int:
         binary = str(nats_server_binary())
         args = [binary, "-js", "-sd", str(self.store_dir), "-a", HOST, "-p", str(port)]
+        args += ["-c", str(self._write_config())]
         args += ["--pid", str(self.pid_file), "-l", str(self.log_file)]
         if self.http_port is not None:
             args += ["-m", str(self.http_port)]
@@ -175,6 +178,12 @@ class EmbeddedNats:
             ],
             setsid=True,
         )
+
+    def _write_config(self) -> Path:
+        # sync_interval has no command-line flag; the store directory comes by flag (-sd).
+        config = self.run_dir / f"{BINARY}.conf"
+        config.write_text(f"jetstream {{\n  sync_interval: {self.sync_interval}\n}}\n")
+        return config
 
 
 def _wait_until_listening(pid: int, port: int) -> bool:
