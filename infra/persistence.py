@@ -12,6 +12,8 @@ from domain.application import CRM
 from infra.api_stores import create_api_schema
 from infra.mapper import OrjsonTranscoder, PydanticMapper
 from infra.recorder import OneTripApplicationRecorder
+from infra.relay.tracking import create_relay_schema
+from infra.sagas import create_saga_schema
 from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.readmodel import create_registry, install
@@ -97,6 +99,8 @@ def migrate(settings: Settings, database_url: str) -> list[str]:
             datastore = app.recorder.datastore  # type: ignore[attr-defined]
             create_registry(datastore)
             create_api_schema(datastore)
+            create_relay_schema(datastore)
+            create_saga_schema(datastore)
             for spec in READ_MODELS:
                 view = install(spec.view, datastore)
                 tables.append(f"{spec.name} v{view.version}")

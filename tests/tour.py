@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID
 
 from domain.application import CRM
 from domain.shared import FixedClock
+from infra.sagas import SagaRunner
+from sagas.lead_routing import LeadRoutingSaga
+from sagas.routing import RoutingRules, SalesUser, Territory
+
+ROUTING = RoutingRules(
+    version=1,
+    territories=(Territory(id="territory-east", regions=("east",), team="east-sales"),),
+    sales_users=(SalesUser(username="user:alice", team="east-sales", capacity=1),),
+    fallback_team="sales",
+)
 
 
 def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
@@ -101,4 +111,28 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     crm.resolve_ticket(ticket, "Invoice re-sent again, confirmed received")
     crm.rate_ticket(ticket, 5, "Quick and friendly")
     crm.close_ticket(ticket)
-    return [acme, dup, lead, deal, ticket]
+
+    task = crm.create_task(
+        title="Call back about the premium plan",
+        team="east-sales",
+        related_kind="lead",
+        related_id=lead,
+        due_at=clock.now() + timedelta(hours=2),
+        assignee="user:alice",
+    ).id
+    crm.reassign_task(task, "user:bob")
+    crm.complete_task(task, "Called, sent the offer")
+    dropped = crm.create_task(
+        title="Send the brochure",
+        team="east-sales",
+        related_kind="customer",
+        related_id=acme,
+        due_at=clock.now() + timedelta(days=1),
+    ).id
+    crm.cancel_task(dropped, "Customer asked not to be sent paper")
+
+    routed = crm.capture_lead(
+        channel="web_form", name="Han Mei", region="east", email="han.mei@example.com"
+    ).id
+    SagaRunner(LeadRoutingSaga(ROUTING, crm.config.calendar), crm).catch_up()
+    return [acme, dup, lead, deal, ticket, task, dropped, routed]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -13,12 +14,22 @@ from domain.application.config import CRMConfig
 from domain.application.customers import CustomerUseCases
 from domain.application.leads import LeadUseCases
 from domain.application.opportunities import OpportunityUseCases
+from domain.application.tasks import TaskUseCases
 from domain.application.tickets import TicketUseCases
 from domain.customer import Customer
-from domain.shared import Aggregate, Clock, DomainEvent, Snapshot, SystemClock
+from domain.shared import Aggregate, Clock, DomainEvent, NotFound, Snapshot, SystemClock
+
+A = TypeVar("A", bound=Aggregate)
 
 
-class CRM(CustomerUseCases, LeadUseCases, OpportunityUseCases, TicketUseCases, Application[UUID]):
+class CRM(
+    CustomerUseCases,
+    LeadUseCases,
+    OpportunityUseCases,
+    TaskUseCases,
+    TicketUseCases,
+    Application[UUID],
+):
     """Customers, leads, opportunities and tickets: every change an event in one log."""
 
     name = "CRM"
@@ -50,3 +61,34 @@ class CRM(CustomerUseCases, LeadUseCases, OpportunityUseCases, TicketUseCases, A
     def state_at(self, cls: type[Aggregate], record_id: UUID, version: int | None = None) -> Any:
         """A record as it was at `version` (or now)."""
         return self.commands.load(cls, record_id, version)
+
+    def check_kind(self, cls: type[Aggregate], record_id: UUID) -> None:
+        """NotFound unless `record_id` is a record of kind `cls` (read from its first event)."""
+        self.commands.load(cls, record_id, 1)
+
+    def record_as_of(
+        self,
+        cls: type[A],
+        record_id: UUID,
+        *,
+        version: int | None = None,
+        at: datetime | None = None,
+    ) -> A:
+        """A record as it was at `version`, or at instant `at` (its last event at or before it).
+
+        NotFound when there is no such version, or the record did not exist yet at `at`.
+        """
+        kind = cls.TYPE.removeprefix("crm.")
+        if at is not None:
+            self.check_kind(cls, record_id)
+            version = 0
+            for event in self.history(record_id):
+                if event.timestamp > at:
+                    break
+                version = event.originator_version
+            if version == 0:
+                raise NotFound(f"{kind} as of {at.isoformat()}", record_id)
+        record = self.commands.load(cls, record_id, version)
+        if version is not None and record.version != version:
+            raise NotFound(f"{kind} version {version}", record_id)
+        return record
