@@ -20,6 +20,9 @@ from projections.visibility import Visibility
 
 __all__ = ["Health", "HealthCheck"]
 
+# Log positions are PostgreSQL bigints.
+MAX_POSITION = 2**63 - 1
+
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
@@ -117,9 +120,13 @@ def get_min_position(
     services: Services,
     min_position: Annotated[
         int | None,
-        Query(ge=0, description="Wait until the read model has processed this log position."),
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="Wait until the read model has processed this log position.",
+        ),
     ] = None,
-    x_min_position: Annotated[int | None, Header(ge=0)] = None,
+    x_min_position: Annotated[int | None, Header(ge=0, le=MAX_POSITION)] = None,
 ) -> int | None:
     """Read-your-writes: the position of a write the client made (query wins over header).
 

@@ -18,6 +18,7 @@ from projections.readmodel import ReadModelNotCaughtUp
 
 PROBLEM_TYPE_BASE = "https://crm.example/problems/"
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors"})
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Pr
 async def _domain_error(_: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, DomainError)
     title = (type(error).__doc__ or type(error).__name__).strip().splitlines()[0]
-    extra = {k: v for k, v in error.context.items() if v is not None}
+    # Context may not overwrite the problem's own members (a lead's `status`, say).
+    extra = {k: v for k, v in error.context.items() if v is not None and k not in PROBLEM_MEMBERS}
     return problem(status_for(error), error.code(), title, error.detail, **extra)
 
 

@@ -5,8 +5,22 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.guards import NulGuard
 from api.idempotency import IdempotencyMiddleware
-from api.routes import auth, customers, health
+from api.metrics import install_metrics
+from api.routes import (
+    analytics,
+    audit,
+    auth,
+    customers,
+    events,
+    health,
+    leads,
+    metrics,
+    opportunities,
+    sla,
+    tickets,
+)
 from api.services import ApiServices
 
 DESCRIPTION = """
@@ -20,7 +34,19 @@ Event-sourced CRM: customers, leads, opportunities and service tickets with SLAs
 * Log in at `POST /auth/token` and send `Authorization: Bearer <token>`.
 """
 
-ROUTERS = (health, auth, customers)
+ROUTERS = (
+    health,
+    auth,
+    customers,
+    leads,
+    opportunities,
+    tickets,
+    analytics,
+    sla,
+    audit,
+    events,
+    metrics,
+)
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -35,4 +61,6 @@ def create_api(services: ApiServices) -> FastAPI:
     for module in ROUTERS:
         api.include_router(module.router)
     api.add_middleware(IdempotencyMiddleware, store=services.idempotency, tokens=services.tokens)
+    api.add_middleware(NulGuard)
+    install_metrics(api, services)  # outermost: idempotent replays are counted too
     return api

@@ -24,7 +24,9 @@ from api.security import ROLES
 from domain.application import CRM
 from infra.bootstrap import build_crm, managed_services, running
 from infra.persistence import migrate as migrate_schema
-from infra.projections import ProjectionSupervisor, projection_status, rebuild
+from infra.projections import ProjectionSupervisor, projection_status, rebuild_many
+from infra.relay.cli import in_process_relay, relay_app, stream_app
+from infra.sagas import SagaSupervisor, saga_status
 from infra.services import ServiceStatus
 from infra.settings import get_settings
 from infra.users import UserExists, UserStore, ensure_demo_admin
@@ -37,6 +39,10 @@ projections_app = typer.Typer(help="Read models: run, inspect and rebuild them."
 app.add_typer(projections_app, name="projections")
 users_app = typer.Typer(help="Users of the API: create, list, deactivate.")
 app.add_typer(users_app, name="users")
+sagas_app = typer.Typer(help="Sagas: the exactly-once handoffs between departments.")
+app.add_typer(sagas_app, name="sagas")
+app.add_typer(relay_app, name="relay")
+app.add_typer(stream_app, name="stream")
 console = Console()
 
 
@@ -63,7 +69,11 @@ def run(
                 runtime.settings.demo_admin_password,
             )
             console.print(f"  login    [bold]{admin}[/] / [bold]{password}[/] (demo admin)")
-        with ProjectionSupervisor(runtime.crm, runtime.urls.database_url):
+        with (
+            ProjectionSupervisor(runtime.crm, runtime.urls.database_url),
+            SagaSupervisor(runtime.crm, runtime.urls.database_url),
+            in_process_relay(settings, runtime.crm, runtime.urls),
+        ):
             uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
 
 
@@ -253,13 +263,13 @@ def projections_rebuild(
     with managed_services(settings) as urls:
         crm = build_crm(settings, urls.database_url)
         try:
-            for spec in specs:
-                _rebuild_with_progress(crm, spec)
+            _rebuild_with_progress(crm, specs)
         finally:
             crm.close()
 
 
-def _rebuild_with_progress(crm: CRM, spec: ReadModelSpec) -> None:
+def _rebuild_with_progress(crm: CRM, specs: list[ReadModelSpec]) -> None:
+    """One pass over the log builds them all; each is switched to its new version at the end."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -268,15 +278,52 @@ def _rebuild_with_progress(crm: CRM, spec: ReadModelSpec) -> None:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(spec.name, total=None, rate="-")
+        task = progress.add_task(", ".join(s.name for s in specs), total=None, rate="-")
         started = time.monotonic()
 
         def advance(position: int, head: int, applied: int) -> None:
             rate = applied / max(time.monotonic() - started, 1e-6)
             progress.update(task, completed=position, total=head, rate=f"{rate:,.0f}")
 
-        version = rebuild(crm, spec, on_batch=advance)
-    console.print(f"{spec.name}: now serving version {version}")
+        versions = rebuild_many(crm, specs, on_batch=advance)
+    for name, version in versions.items():
+        console.print(f"{name}: now serving version {version}")
+
+
+@sagas_app.command("run")
+def sagas_run() -> None:
+    """Run every saga until interrupted (one active instance per saga, others stand by)."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        supervisor = SagaSupervisor(crm, urls.database_url)
+        supervisor.start()
+        names = ", ".join(worker.runner.saga.name for worker in supervisor.workers)
+        console.print(f"running sagas {names}; Ctrl-C stops")
+        try:
+            while any(worker.is_alive() for worker in supervisor.workers):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            supervisor.stop()
+            crm.close()
+
+
+@sagas_app.command("status")
+def sagas_status() -> None:
+    """Per saga: its position in the log, the log's head and the events still waiting for it."""
+    settings = get_settings()
+    with managed_services(settings) as urls:
+        crm = build_crm(settings, urls.database_url)
+        try:
+            statuses = saga_status(crm)
+        finally:
+            crm.close()
+    table = Table("saga", "position", "head", "pending")
+    for status in statuses:
+        table.add_row(status.name, str(status.position), str(status.head), str(status.pending))
+    console.print(table)
 
 
 def _status_table(statuses: list[ServiceStatus]) -> Table:

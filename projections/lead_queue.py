@@ -20,10 +20,12 @@ from domain.lead import (
     LeadReopened,
     LeadScored,
 )
+from projections.bulk import BulkRebuild
 from projections.pagination import InvalidCursor, check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
+from projections.visibility import Visibility
 
-__all__ = ["InvalidCursor", "LeadQueueProjection", "LeadQueueView"]
+__all__ = ["InvalidCursor", "LeadQueueProjection", "LeadQueueRebuild", "LeadQueueView"]
 
 # Unassigned first, then highest score, then oldest; the id breaks ties (keyset pagination).
 QUEUE_KEY = "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id"
@@ -52,12 +54,18 @@ class LeadQueueView(ReadModelView):
         limit: int = 50,
         cursor: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> tuple[list[Row], str | None]:
-        """Leads, unassigned first, then by score (highest first) and age (oldest first)."""
+        """Leads, unassigned first, then by score (highest first) and age (oldest first).
+
+        `visible` restricts the rows to those a reader may see (None: all of them).
+        """
         check_limit(limit)
         self.wait_for(min_position)
         where: list[Composed | SQL] = []
         params: list[Any] = []
+        if visible is not None:
+            where, params = visible.where(region="region", owner="owner")
         if status is not None:
             where.append(SQL("status = %s"))
             params.append(status)
@@ -89,6 +97,7 @@ class LeadQueueView(ReadModelView):
         )
 
     def get(self, lead_id: UUID, *, min_position: int | None = None) -> Row | None:
+        """One lead's row, or None."""
         self.wait_for(min_position)
         rows = self.fetch(
             SQL("SELECT * FROM {} WHERE lead_id = %s").format(self.reader("leads")), (lead_id,)
@@ -177,3 +186,59 @@ class LeadQueueProjection(ReadModelProjection):
             ),
             (*columns.values(), event.timestamp, event.originator_id),
         )
+
+
+class LeadQueueRebuild(BulkRebuild, rebuilds=LeadQueueProjection):
+    """LeadQueueProjection's statements, applied to rows in memory (for rebuilds)."""
+
+    @handles(LeadCaptured)
+    def captured(self, event: LeadCaptured) -> None:
+        self.tables["leads"].add_new(
+            event.originator_id,
+            lead_id=event.originator_id,
+            name=event.name,
+            company=event.company,
+            channel=event.channel,
+            campaign=event.campaign,
+            region=event.region,
+            status="open",
+            captured_at=event.timestamp,
+            updated_at=event.timestamp,
+        )
+
+    @handles(LeadScored)
+    def scored(self, event: LeadScored) -> None:
+        self._set(event, score=event.score)
+
+    @handles(LeadAssigned)
+    def assigned(self, event: LeadAssigned) -> None:
+        self._set(event, owner=event.owner)
+
+    @handles(LeadActivityLogged)
+    def activity(self, event: LeadActivityLogged) -> None:
+        row = self.tables["leads"].get(event.originator_id)
+        if row is not None:
+            at = event.occurred_at  # least()/greatest() skip NULLs
+            first, last = row["first_activity_at"], row["last_activity_at"]
+            row["first_activity_at"] = at if first is None else min(first, at)
+            row["last_activity_at"] = at if last is None else max(last, at)
+            row["updated_at"] = event.timestamp
+
+    @handles(LeadQualified)
+    def qualified(self, event: LeadQualified) -> None:
+        self._set(event, status="qualified")
+
+    @handles(LeadDisqualified)
+    def disqualified(self, event: LeadDisqualified) -> None:
+        self._set(event, status="disqualified")
+
+    @handles(LeadReopened)
+    def reopened(self, event: LeadReopened) -> None:
+        self._set(event, status="open")
+
+    @handles(LeadConverted)
+    def converted(self, event: LeadConverted) -> None:
+        self._set(event, status="converted", converted_customer_id=event.customer_id)
+
+    def _set(self, event: Any, **columns: Any) -> None:
+        self.tables["leads"].set(event.originator_id, **columns, updated_at=event.timestamp)

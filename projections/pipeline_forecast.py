@@ -21,8 +21,9 @@ from domain.opportunity import (
     OpportunityStageChanged,
     OpportunityWon,
 )
-from projections.customer_regions import CustomerRegions
+from projections.customer_regions import CustomerRegions, CustomerRegionsRebuild
 from projections.readmodel import ReadModelView, Row, handles
+from projections.visibility import Visibility
 
 COMMITTED_STAGE = "negotiation"
 
@@ -52,12 +53,14 @@ class PipelineForecastView(ReadModelView):
         from_month: date | None = None,
         to_month: date | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> list[Row]:
         """Per expected-close month, owner, region and currency: open, weighted, committed, won.
 
         `probabilities` (percent per stage) override the default table; weighted is
         amount x probability / 100 over open deals; committed is the open amount in negotiation.
         Months are given by any of their days; both ends are included. Lost deals are left out.
+        `visible` keeps the deals a reader may see, by their owner and region.
         """
         self.wait_for(min_position)
         table = {**DEFAULT_STAGE_PROBABILITIES, **probabilities}
@@ -72,6 +75,10 @@ class PipelineForecastView(ReadModelView):
             if value is not None:
                 conditions.append(SQL(clause))
                 params.append(value)
+        if visible is not None:
+            where, values = visible.where(region="region", owner="owner")
+            conditions.extend(SQL("({})").format(condition) for condition in where)
+            params.extend(values)
         open_deal = "o.stage <> 'won'"
         return self.fetch(
             SQL(
@@ -178,3 +185,52 @@ class PipelineForecastProjection(CustomerRegions):
             ),
             (*columns.values(), event.originator_id),
         )
+
+
+class PipelineForecastRebuild(CustomerRegionsRebuild, rebuilds=PipelineForecastProjection):
+    """PipelineForecastProjection's statements, applied to rows in memory (for rebuilds)."""
+
+    @handles(OpportunityOpened)
+    def opened(self, event: OpportunityOpened) -> None:
+        customer = self.tables["customers"].get(event.customer_id)
+        self.add_deal(
+            event.originator_id,
+            opportunity_id=event.originator_id,
+            customer_id=event.customer_id,
+            owner=event.owner,
+            region=None if customer is None else customer["region"],
+            stage="qualification",
+            amount=event.amount.amount,
+            currency=event.amount.currency,
+            expected_close=event.expected_close,
+        )
+
+    @handles(OpportunityStageChanged, OpportunityReopened)
+    def stage_changed(self, event: OpportunityStageChanged | OpportunityReopened) -> None:
+        self._set(event, stage=event.stage)
+
+    @handles(OpportunityAmountChanged)
+    def amount_changed(self, event: OpportunityAmountChanged) -> None:
+        self._set(event, amount=event.amount.amount, currency=event.amount.currency)
+
+    @handles(OpportunityExpectedCloseChanged)
+    def expected_close_changed(self, event: OpportunityExpectedCloseChanged) -> None:
+        self._set(event, expected_close=event.expected_close)
+
+    @handles(OpportunityWon)
+    def won(self, event: OpportunityWon) -> None:
+        money = event.amount
+        self._set(
+            event,
+            stage="won",
+            amount=money.amount,
+            currency=money.currency,
+            won_amount=money.amount,
+        )
+
+    @handles(OpportunityLost)
+    def lost(self, event: OpportunityLost) -> None:
+        self._set(event, stage="lost")
+
+    def _set(self, event: Any, **columns: Any) -> None:
+        self.tables["opportunities"].set(event.originator_id, **columns)

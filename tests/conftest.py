@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import NoReturn
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from infra.services import (
     EmbeddedNats,
@@ -17,6 +20,7 @@ from infra.services import (
     check_postgres,
     create_database,
     drop_database,
+    with_database,
 )
 
 CI_TRUE_VALUES = {"true", "1", "yes"}
@@ -68,15 +72,54 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def dropper() -> Iterator[ThreadPoolExecutor]:
+    """Drops test databases in the background (a drop waits for a checkpoint); joined at exit."""
+    with ThreadPoolExecutor(2, thread_name_prefix="drop-db") as pool:
+        yield pool
+
+
 @pytest.fixture
-def database_url(postgres_server_url: str) -> Iterator[str]:
+def database_url(postgres_server_url: str, dropper: ThreadPoolExecutor) -> Iterator[str]:
     """A brand-new empty database for this test alone, dropped afterwards."""
     name = f"crm_test_{secrets.token_hex(6)}"
     url = create_database(postgres_server_url, name)
     try:
         yield url
     finally:
+        dropper.submit(drop_database, postgres_server_url, name)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server_url: str) -> Iterator[str]:
+    """A database holding the migrated schema, to copy for tests that need one."""
+    from infra.persistence import migrate
+    from infra.settings import Settings
+
+    name = f"crm_template_{secrets.token_hex(6)}"
+    migrate(Settings(customer_snapshot_interval=0), create_database(postgres_server_url, name))
+    try:
+        yield name
+    finally:
         drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+def migrated_database_url(
+    postgres_server_url: str, migrated_template: str, dropper: ThreadPoolExecutor
+) -> Iterator[str]:
+    """A new database with the schema already migrated (a copy of the template), dropped after."""
+    name = f"crm_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(migrated_template)
+            )
+        )
+    try:
+        yield with_database(postgres_server_url, name)
+    finally:
+        dropper.submit(drop_database, postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

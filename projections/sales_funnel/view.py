@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -14,6 +14,7 @@ from domain.opportunity import PIPELINE, STAGES
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.sales_funnel.period import Period
+from projections.visibility import Visibility
 
 # Days a deal may sit in a stage before it counts as stalled (callers pass their own).
 DEFAULT_STALL_THRESHOLDS: Mapping[str, int] = MappingProxyType(
@@ -63,10 +64,12 @@ class SalesFunnelView(ReadModelView):
         channel: str | None = None,
         campaign: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> list[Row]:
         """Opportunities per current stage and currency: (stage, currency, count, amount)."""
         self.wait_for(min_position)
         conditions, params = _slice("opened_at", period, owner, region, channel, campaign)
+        _restrict(conditions, params, visible)
         return self.fetch(
             SQL(
                 "SELECT stage, currency, count(*) AS count, sum(amount) AS amount FROM {} {} "
@@ -84,6 +87,7 @@ class SalesFunnelView(ReadModelView):
         channel: str | None = None,
         campaign: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> dict[str, int | float | None]:
         """Counts at each step from lead to won, and the rate of each step (None when 0/0).
 
@@ -91,6 +95,7 @@ class SalesFunnelView(ReadModelView):
         """
         self.wait_for(min_position)
         conditions, params = _slice("captured_at", period, owner, region, channel, campaign)
+        _restrict(conditions, params, visible)
         leads = self.fetch(
             SQL(
                 "SELECT count(*) AS leads, count(qualified_at) AS qualified, "
@@ -100,6 +105,7 @@ class SalesFunnelView(ReadModelView):
             params,
         )[0]
         conditions, params = _slice("opened_at", period, owner, region, channel, campaign)
+        _restrict(conditions, params, visible)
         deals = self.fetch(
             SQL(
                 "SELECT count(*) AS opportunities, count(*) FILTER (WHERE stage = 'won') AS won, "
@@ -129,6 +135,7 @@ class SalesFunnelView(ReadModelView):
         channel: str | None = None,
         campaign: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> list[Row]:
         """(stage, periods, average_days) per open stage, in pipeline order.
 
@@ -136,6 +143,7 @@ class SalesFunnelView(ReadModelView):
         """
         self.wait_for(min_position)
         conditions, params = _slice("opened_at", period, owner, region, channel, campaign, "o")
+        _restrict(conditions, params, visible)
         conditions.append(SQL("p.stage = ANY(%s)").format())
         params.append(list(PIPELINE))
         if now is None:
@@ -166,6 +174,7 @@ class SalesFunnelView(ReadModelView):
         limit: int = 50,
         cursor: str | None = None,
         min_position: int | None = None,
+        visible: Visibility | None = None,
     ) -> tuple[list[Row], str | None]:
         """Open deals longer in their stage than its threshold (days), longest overdue first.
 
@@ -177,6 +186,7 @@ class SalesFunnelView(ReadModelView):
         days = {**DEFAULT_STALL_THRESHOLDS, **thresholds}
         stages = [stage for stage in PIPELINE if stage in days]
         conditions, params = _slice("opened_at", None, owner, region, None, None, "o")
+        _restrict(conditions, params, visible)
         conditions.append(SQL("{} < %s").format(SQL(STALLED_SINCE)))
         params.append(now)
         if cursor is not None:
@@ -200,6 +210,62 @@ class SalesFunnelView(ReadModelView):
             [now, stages, [days[s] for s in stages], *params, limit + 1],
         )
         return page_of(rows, limit, stalled_key)
+
+    def opportunities(
+        self,
+        *,
+        owner: str | None = None,
+        stage: str | None = None,
+        customer_id: UUID | None = None,
+        region: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        min_position: int | None = None,
+        visible: Visibility | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """Opportunities, newest first, filtered; `visible` keeps those a reader may see."""
+        check_limit(limit)
+        self.wait_for(min_position)
+        conditions: list[Composed | SQL] = []
+        params: list[Any] = []
+        if visible is not None:
+            conditions, params = visible.where(region="region", owner="owner")
+        for name, value in (
+            ("owner", owner),
+            ("stage", stage),
+            ("customer_id", customer_id),
+            ("region", region),
+        ):
+            if value is not None:
+                conditions.append(SQL("{} = %s").format(Identifier(name)))
+                params.append(value)
+        if cursor is not None:
+            conditions.append(SQL("(opened_at, opportunity_id) < (%s, %s)"))
+            params.extend(decode_cursor(cursor, DEAL_KEY_PARSERS, "opportunities"))
+        rows = self.fetch(
+            SQL("SELECT * FROM {} {} ORDER BY opened_at DESC, opportunity_id DESC LIMIT %s").format(
+                self.reader("opportunities"), _where(conditions)
+            ),
+            [*params, limit + 1],
+        )
+        return page_of(rows, limit, deal_key, "opportunities")
+
+    def opportunity(self, opportunity_id: UUID, *, min_position: int | None = None) -> Row | None:
+        """One opportunity's row, or None."""
+        self.wait_for(min_position)
+        rows = self.fetch(
+            SQL("SELECT * FROM {} WHERE opportunity_id = %s").format(self.reader("opportunities")),
+            (opportunity_id,),
+        )
+        return rows[0] if rows else None
+
+
+def deal_key(row: Row) -> list[Any]:
+    """An opportunity's listing key, as its cursor carries it (DEAL_KEY_PARSERS read it back)."""
+    return [row["opened_at"].isoformat(), str(row["opportunity_id"])]
+
+
+DEAL_KEY_PARSERS = (datetime.fromisoformat, UUID)
 
 
 # A deal is stalled from the moment it has sat in its stage for the stage's threshold.
@@ -245,7 +311,15 @@ def _slice(
     return conditions, params
 
 
-def _where(conditions: list[Composed]) -> Composed | SQL:
+def _restrict(conditions: list[Composed], params: list[Any], visible: Visibility | None) -> None:
+    """Add the conditions keeping only the records `visible` admits (by their owner and region)."""
+    if visible is not None:
+        where, values = visible.where(region="region", owner="owner")
+        conditions.extend(SQL("({})").format(condition) for condition in where)
+        params.extend(values)
+
+
+def _where(conditions: Sequence[Composed | SQL]) -> Composed | SQL:
     """A WHERE clause joining `conditions` (nothing when there are none)."""
     return SQL("WHERE ") + SQL(" AND ").join(conditions) if conditions else SQL("")
 

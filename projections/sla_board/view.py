@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.sla import DEFAULT_CALENDAR, BusinessCalendar, Priority, SlaPolicy
+from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.sla_board.state import FIRST_RESPONSE, RESOLUTION, SlaState, sla_status
+from projections.visibility import Visibility
 
 STATE_FILTER_PAGE = 200
 ON_THE_BOARD = ("open", "waiting_on_customer")
@@ -57,8 +59,14 @@ class SlaBoardView(ReadModelView):
         state: SlaState | str | None = None,
         limit: int = 100,
         min_position: int | None = None,
+        visible: Visibility | None = None,
+        after: tuple[datetime, UUID] | None = None,
     ) -> list[Row]:
-        """Open and waiting tickets, nearest due first, each with its SLA state at `now`."""
+        """Open and waiting tickets, nearest due first, each with its SLA state at `now`.
+
+        `visible` restricts the tickets by their customer; `after` starts past that
+        (next_due, ticket_id), as `board_page` cursors carry it.
+        """
         wanted = None if state is None else SlaState(state)
         self.wait_for(min_position)
         rows: list[Row] = []
@@ -66,7 +74,8 @@ class SlaBoardView(ReadModelView):
             return rows
         # With a state wanted, rows are filtered after fetching: read bigger pages.
         page = limit if wanted is None else max(limit, STATE_FILTER_PAGE)
-        for row in self._open_tickets(team, agent, priority, page=page):
+        tickets = self._open_tickets(team, agent, priority, page=page, visible=visible, after=after)
+        for row in tickets:
             row.update(sla_status(row, now, calendar, policy))
             if wanted is None or row["state"] is wanted:
                 rows.append(row)
@@ -74,8 +83,47 @@ class SlaBoardView(ReadModelView):
                     break
         return rows
 
+    def board_page(
+        self,
+        now: datetime,
+        calendar: BusinessCalendar,
+        policy: SlaPolicy,
+        *,
+        team: str | None = None,
+        agent: str | None = None,
+        priority: Priority | str | None = None,
+        state: SlaState | str | None = None,
+        visible: Visibility | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        min_position: int | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """A page of the board (see `board`) and the opaque cursor of the next one, if any."""
+        check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor, BOARD_KEY_PARSERS, "board")
+        rows = self.board(
+            now,
+            calendar,
+            policy,
+            team=team,
+            agent=agent,
+            priority=priority,
+            state=state,
+            limit=limit + 1,
+            min_position=min_position,
+            visible=visible,
+            after=None if after is None else (after[0], after[1]),
+        )
+        return page_of(rows, limit, board_key, "board")
+
     def _open_tickets(
-        self, team: str | None, agent: str | None, priority: Priority | str | None, page: int
+        self,
+        team: str | None,
+        agent: str | None,
+        priority: Priority | str | None,
+        page: int,
+        visible: Visibility | None = None,
+        after: tuple[datetime, Any] | None = None,
     ) -> Iterator[Row]:
         """Tickets on the board in (next_due, ticket_id) order, fetched a page at a time."""
         where: list[Composed | SQL] = [SQL("status = ANY(%s)")]
@@ -84,7 +132,10 @@ class SlaBoardView(ReadModelView):
             if value is not None:
                 where.append(SQL(f"{column} = %s"))
                 params.append(str(value))
-        after: tuple[datetime, Any] | None = None
+        if visible is not None:
+            restricted, restricted_params = visible.where(customer_id="customer_id")
+            where.extend(restricted)
+            params.extend(restricted_params)
         while True:
             keyset = [] if after is None else [SQL("(next_due, ticket_id) > (%s, %s)")]
             statement = SQL("SELECT * FROM {} WHERE {} ORDER BY next_due, ticket_id LIMIT %s")
@@ -97,14 +148,64 @@ class SlaBoardView(ReadModelView):
                 return
             after = (rows[-1]["next_due"], rows[-1]["ticket_id"])
 
-    def ticket(self, ticket_id: UUID, *, min_position: int | None = None) -> Row | None:
-        """The stored row of one ticket, on the board or not (no computed fields)."""
+    def ticket(
+        self,
+        ticket_id: UUID,
+        *,
+        min_position: int | None = None,
+        visible: Visibility | None = None,
+    ) -> Row | None:
+        """The stored row of one ticket, on the board or not (no computed fields).
+
+        None also when `visible` does not admit the ticket's customer.
+        """
         self.wait_for(min_position)
+        where, params = (visible or Visibility()).where(customer_id="customer_id")
         rows = self.fetch(
-            SQL("SELECT * FROM {} WHERE ticket_id = %s").format(self.reader("tickets")),
-            (ticket_id,),
+            SQL("SELECT * FROM {} WHERE {}").format(
+                self.reader("tickets"), SQL(" AND ").join([SQL("ticket_id = %s"), *where])
+            ),
+            [ticket_id, *params],
         )
         return rows[0] if rows else None
+
+    def tickets(
+        self,
+        *,
+        status: str | None = None,
+        priority: Priority | str | None = None,
+        team: str | None = None,
+        agent: str | None = None,
+        customer_id: UUID | None = None,
+        visible: Visibility | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        min_position: int | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """Every ticket (any status), newest first, and the opaque cursor of the next page."""
+        check_limit(limit)
+        self.wait_for(min_position)
+        where, params = (visible or Visibility()).where(customer_id="customer_id")
+        for column, value in (
+            ("status", status),
+            ("priority", priority),
+            ("team", team),
+            ("agent", agent),
+            ("customer_id", customer_id),
+        ):
+            if value is not None:
+                where.append(SQL("{} = %s").format(Identifier(column)))
+                params.append(value if isinstance(value, UUID) else str(value))
+        if cursor is not None:
+            where.append(SQL("(opened_at, ticket_id) < (%s, %s)"))
+            params.extend(decode_cursor(cursor, TICKET_KEY_PARSERS, "tickets"))
+        rows = self.fetch(
+            SQL(
+                "SELECT * FROM {} WHERE {} ORDER BY opened_at DESC, ticket_id DESC LIMIT %s"
+            ).format(self.reader("tickets"), SQL(" AND ").join([SQL("TRUE"), *where])),
+            [*params, limit + 1],
+        )
+        return page_of(rows, limit, ticket_key, "tickets")
 
     def compliance(
         self,
@@ -114,11 +215,18 @@ class SlaBoardView(ReadModelView):
         until: datetime | None = None,
         time_zone: str = DEFAULT_CALENDAR.time_zone,
         min_position: int | None = None,
+        team: str | None = None,
+        priority: Priority | str | None = None,
+        channel: str | None = None,
+        region: str | None = None,
+        visible: Visibility | None = None,
     ) -> list[Row]:
         """Met and breached first responses and resolutions, with % met, per `by`.
 
         Months are calendar months in `time_zone` ("2026-03"); `since`/`until` bound when the
         outcome happened (half-open). A percentage is None when there is nothing to count.
+        `team` and `priority` are the ticket's when the outcome happened; `channel`, `region`
+        and `visible` (both by the ticket's customer) select tickets.
         """
         keys = {"team": SQL("team"), "priority": SQL("priority")}
         keys["month"] = SQL("to_char(measured_at AT TIME ZONE %s, 'YYYY-MM')")
@@ -133,6 +241,24 @@ class SlaBoardView(ReadModelView):
         if until is not None:
             where.append(SQL("measured_at < %s"))
             params.append(until)
+        for column, value in (("team", team), ("priority", priority)):
+            if value is not None:
+                where.append(SQL("{} = %s").format(Identifier(column)))
+                params.append(str(value))
+        tickets, ticket_params = (visible or Visibility()).where(customer_id="customer_id")
+        in_region, region_params = Visibility(region=region).where(customer_id="customer_id")
+        tickets.extend(in_region)
+        ticket_params.extend(region_params)
+        if channel is not None:
+            tickets.append(SQL("channel = %s"))
+            ticket_params.append(channel)
+        if tickets:
+            where.append(
+                SQL("ticket_id IN (SELECT ticket_id FROM {} WHERE {})").format(
+                    self.reader("tickets"), SQL(" AND ").join(tickets)
+                )
+            )
+            params.extend(ticket_params)
         counts = SQL(", ").join(
             SQL(f"count(*) FILTER (WHERE measure = '{measure}' AND {test}) AS {measure}_{label}")
             for measure in (FIRST_RESPONSE, RESOLUTION)
@@ -149,3 +275,17 @@ class SlaBoardView(ReadModelView):
                 met, breached = row[f"{measure}_met"], row[f"{measure}_breached"]
                 row[f"{measure}_pct"] = 100.0 * met / (met + breached) if met + breached else None
         return rows
+
+
+def board_key(row: Row) -> list[Any]:
+    """A board row's sort key, as its cursor carries it (BOARD_KEY_PARSERS read it back)."""
+    return [row["next_due"].isoformat(), str(row["ticket_id"])]
+
+
+def ticket_key(row: Row) -> list[Any]:
+    """A ticket listing row's sort key, as its cursor carries it."""
+    return [row["opened_at"].isoformat(), str(row["ticket_id"])]
+
+
+BOARD_KEY_PARSERS = (datetime.fromisoformat, UUID)
+TICKET_KEY_PARSERS = (datetime.fromisoformat, UUID)

@@ -12,11 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_api
-from api.security import Role
+from api.security import Principal, Role
 from api.services import ApiServices
 from domain.application import CRM
 from infra.bootstrap import api_services, build_crm
-from infra.persistence import migrate
 from infra.projections import ProjectionSupervisor
 from infra.settings import Settings
 
@@ -30,6 +29,7 @@ class Api:
     client: TestClient
     crm: CRM
     services: ApiServices
+    database_url: str = ""
     _tokens: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
 
     def as_(
@@ -40,18 +40,17 @@ class Api:
         region: str | None = "east",
         team: str | None = None,
     ) -> dict[str, str]:
-        """Authorization headers of a user with this role (created on first use)."""
+        """Authorization headers of a user with this role.
+
+        The token is minted directly (login itself is tested in test_auth.py), which spares
+        every test two argon2 computations per user.
+        """
         name = username or role
         cache_key = (name, role, region, team)
         if cache_key not in self._tokens:
-            self.services.users.create(  # type: ignore[attr-defined]
-                name, PASSWORD, role, region=region, team=team, replace=True
-            )
-            response = self.client.post(
-                "/auth/token", data={"username": name, "password": PASSWORD}
-            )
-            assert response.status_code == 200, response.text
-            self._tokens[cache_key] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+            principal = Principal(name, role, region, team)
+            token = self.services.tokens.issue(principal).token
+            self._tokens[cache_key] = {"Authorization": f"Bearer {token}"}
         return self._tokens[cache_key]
 
     @property
@@ -69,8 +68,8 @@ def api_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def api(database_url: str, api_settings: Settings) -> Iterator[Api]:
-    migrate(api_settings, database_url)
+def api(migrated_database_url: str, api_settings: Settings) -> Iterator[Api]:
+    database_url = migrated_database_url
     crm = build_crm(api_settings, database_url)
     services = api_services(api_settings, crm)
     try:
@@ -78,6 +77,6 @@ def api(database_url: str, api_settings: Settings) -> Iterator[Api]:
             ProjectionSupervisor(crm, database_url),
             TestClient(create_api(services), raise_server_exceptions=False) as client,
         ):
-            yield Api(client, crm, services)
+            yield Api(client, crm, services, database_url)
     finally:
         crm.close()

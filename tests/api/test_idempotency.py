@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import psycopg
+
 from tests.api.conftest import Api
 
 CUSTOMER = {"kind": "company", "name": "Acme", "region": "east", "email": "buy@acme.example"}
@@ -132,12 +134,10 @@ def test_a_key_still_in_flight_answers_409(api: Api) -> None:
     assert response.json()["type"].endswith("/idempotency-key-in-use")
 
 
-def test_expired_keys_are_forgotten(api: Api, database_url: str) -> None:
-    import psycopg
-
+def test_expired_keys_are_forgotten(api: Api) -> None:
     headers = {**api.admin, **key()}
     first = api.client.post("/customers", json=CUSTOMER, headers=headers)
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
         conn.execute("UPDATE crm_idempotency SET created_at = now() - interval '25 hours'")
 
     again = api.client.post("/customers", json=CUSTOMER, headers=headers)

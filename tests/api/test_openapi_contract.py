@@ -24,8 +24,9 @@ from infra.projections import ProjectionSupervisor
 from infra.services import create_database, drop_database
 from infra.settings import Settings
 from tests.api.conftest import PASSWORD, Api
+from tests.api.test_access_matrix import QUICK
 
-EXAMPLES_PER_OPERATION = 8
+EXAMPLES_PER_OPERATION = 15
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,8 @@ def check_operation(operation: Any, headers: dict[str, str]) -> None:
         database=None,
     )
     def run(case: schemathesis.Case) -> None:
+        if case.operation.path in QUICK:  # a stream ends at once instead of idling
+            case.query = {**(case.query or {}), **QUICK[case.operation.path]}
         response = case.call(headers=headers)
         assert response.status_code < 500, f"{case.operation.label}: {response.text}"
         case.validate_response(
