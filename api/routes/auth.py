@@ -34,8 +34,27 @@ class UserPublic(BaseModel):
     team: str | None
 
 
+LOGIN_EXAMPLE = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "example": {
+                    "username": "admin",
+                    "password": "the-password",
+                    "grant_type": "password",
+                }
+            }
+        }
+    }
+}
+
+
 @router.post(
-    "/token", response_model=TokenPublic, dependencies=[PUBLIC], responses=problems(401, 422)
+    "/token",
+    response_model=TokenPublic,
+    dependencies=[PUBLIC],
+    responses=problems(401, 422),
+    openapi_extra=LOGIN_EXAMPLE,
 )
 def login(services: Services, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenPublic:
     """Exchange a username and password for a bearer token."""

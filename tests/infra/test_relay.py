@@ -23,7 +23,14 @@ from domain.shared import command_context
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
 from infra.relay import Relay, RelayConfig, RelayRunner, relay_status
-from infra.relay.envelope import is_published
+from infra.relay.envelope import Message, is_published
+from infra.relay.publisher import (
+    BATCH_ID,
+    BATCH_SEQUENCE,
+    EXPECTED_LAST_SEQUENCE,
+    MSG_ID,
+    JetStreamPublisher,
+)
 from infra.relay.tracking import TRACKING_TABLE
 from infra.services import EmbeddedNats
 from infra.services.processes import free_port
@@ -199,6 +206,63 @@ def test_re_published_events_inside_the_duplicate_window_are_dropped_by_jetstrea
     assert_published_once_in_order(crm, nats_url, config)
 
 
+def test_a_crash_in_the_middle_of_a_batch_stores_none_of_it_and_each_event_arrives_once(
+    crm: CRM,
+    database_url: str,
+    nats_url: str,
+    config: RelayConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for n in range(30):
+        register(crm, n)
+
+    async def cut_off(self: JetStreamPublisher, messages: list[Message], expected_seq: int) -> Any:
+        for number, message in enumerate(messages[: len(messages) // 2], 1):  # never committed
+            headers = {MSG_ID: message.id, BATCH_ID: "cut-off", BATCH_SEQUENCE: str(number)}
+            if number == 1:
+                headers[EXPECTED_LAST_SEQUENCE] = str(expected_seq)
+            await self.nc.publish(message.subject, message.payload, headers=headers)
+        await self.nc.flush()
+        raise Crash()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(JetStreamPublisher, "publish_batch", cut_off)
+        first = RelayRunner(Relay(crm, database_url, nats_url, config))
+        with first:
+            eventually(lambda: not first.is_alive())
+    assert isinstance(first.crashed, Crash)
+    assert _stream_messages(nats_url, config.stream) == 0  # half a batch: nothing stored
+
+    restarted = Relay(crm, database_url, nats_url, config)
+    with RelayRunner(restarted):
+        eventually(caught_up(crm, config))
+
+    assert _stream_config(nats_url, config.stream).allow_atomic
+    assert restarted.stored == len(publishable_log(crm)) and restarted.duplicates == 0
+    assert_published_once_in_order(crm, nats_url, config)
+
+
+def test_a_batch_re_published_after_a_crash_is_refused_whole_then_deduplicated_singly(
+    crm: CRM, database_url: str, nats_url: str, config: RelayConfig
+) -> None:
+    for n in range(20):
+        register(crm, n)
+    with RelayRunner(Relay(crm, database_url, nats_url, config)):
+        eventually(caught_up(crm, config))
+    for n in range(20, 40):  # new events after the ones already in the stream
+        register(crm, n)
+    with psycopg.connect(database_url, autocommit=True) as conn:  # tracking lost its progress
+        conn.execute(f"UPDATE {TRACKING_TABLE} SET position = 0")  # noqa: S608 - a constant
+
+    forgetful = Relay(crm, database_url, nats_url, config, reconcile=False)
+    with RelayRunner(forgetful):
+        eventually(caught_up(crm, config))
+
+    assert forgetful.stored + forgetful.duplicates == len(publishable_log(crm))
+    assert forgetful.stored == 20  # only the new registrations; the rest dropped as duplicates
+    assert_published_once_in_order(crm, nats_url, config)
+
+
 def test_of_two_relays_against_one_database_only_one_publishes(
     crm: CRM, database_url: str, nats_url: str, config: RelayConfig
 ) -> None:
@@ -269,6 +333,17 @@ def _stream_config(nats_url: str, stream: str) -> Any:
         nc = await nats.connect(nats_url)
         try:
             return (await nc.jetstream().stream_info(stream)).config
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def _stream_messages(nats_url: str, stream: str) -> int:
+    async def read() -> int:
+        nc = await nats.connect(nats_url)
+        try:
+            return (await nc.jetstream().stream_info(stream)).state.messages
         finally:
             await nc.close()
 
