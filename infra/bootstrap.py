@@ -18,6 +18,7 @@ from domain.shared import Clock
 from domain.sla import DEFAULT_POLICY, BusinessCalendar
 from infra.api_stores import PostgresAccessLog, PostgresIdempotencyStore
 from infra.persistence import event_store_env, migrate
+from infra.projections import projection_status
 from infra.relay.status import relay_status
 from infra.services import ManagedServices, ServiceURLs, check_nats, check_postgres
 from infra.services.status import describe
@@ -63,8 +64,29 @@ def health_checks(
 
     checks = {"database": database, "nats": nats}
     if crm is not None:
+        checks["projections"] = projections_health(crm)
         checks["relay"] = relay_health(crm, stream)
     return checks
+
+
+def projections_health(crm: CRM) -> HealthCheck:
+    """Every read model's state and lag; not essential: queries answer from what is there."""
+
+    def projections() -> Health:
+        try:
+            statuses = projection_status(crm)
+        except Exception as error:  # a health check reports every failure instead of raising it
+            return Health(ok=False, detail=f"unknown: {describe(error)}")
+        troubled = [s for s in statuses if s.state not in ("running", "catching up")]
+        worst = max(statuses, key=lambda s: s.lag_events, default=None)
+        detail = f"{len(statuses)} read models"
+        if worst is not None:
+            detail += f"; max lag {worst.lag_events} events ({worst.name})"
+        if troubled:
+            detail += "; " + ", ".join(f"{s.name} {s.state}" for s in troubled)
+        return Health(ok=not troubled, detail=detail)
+
+    return projections
 
 
 def relay_health(crm: CRM, stream: str) -> HealthCheck:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.main import create_api
 from infra.bootstrap import api_services, build_crm, health_checks
 from infra.persistence import migrate
+from infra.projections import ProjectionSupervisor
 from infra.services import ServiceURLs
 from infra.settings import Settings
 
@@ -71,3 +73,34 @@ def test_unknown_routes_are_problem_json_404s(client: TestClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/not-found")
+
+
+def test_health_reports_read_model_lag_and_a_stopped_supervisor(
+    database_url: str, nats_url: str
+) -> None:
+    settings = Settings()
+    migrate(settings, database_url)
+    crm = build_crm(settings, database_url)
+    checks = health_checks(ServiceURLs(database_url, nats_url), crm)
+    client = TestClient(create_api(api_services(settings, crm, checks)))
+    crm.register_customer(kind="person", name="Li Lei", region="east", owner="u:1")
+
+    without_workers = client.get("/health").json()
+    with ProjectionSupervisor(crm, database_url) as supervisor:
+        for worker in supervisor.workers:
+            assert worker.is_leader.wait(10)
+        deadline = time.monotonic() + 10
+        while (
+            "max lag 0 events"
+            not in client.get("/health").json()["checks"]["projections"]["detail"]
+        ):
+            assert time.monotonic() < deadline, "read models did not catch up"
+            time.sleep(0.05)
+        running = client.get("/health").json()
+    crm.close()
+
+    assert without_workers["status"] == "degraded"
+    assert without_workers["checks"]["projections"]["ok"] is False
+    assert "not running" in without_workers["checks"]["projections"]["detail"]
+    assert running["checks"]["projections"]["ok"] is True
+    assert running["checks"]["projections"]["detail"].startswith("5 read models; max lag 0")
