@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.rebuild
 	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.api_load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
