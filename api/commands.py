@@ -94,7 +94,7 @@ class Commander:
         return ticket
 
 
-def get_commander(
+async def get_commander(
     crm: CRMDep, user: CurrentUser, correlation_id: CorrelationId, expected: ExpectedVersion
 ) -> Commander:
     return Commander(crm, user, correlation_id, expected)

@@ -1,4 +1,8 @@
-"""Annotated dependencies the routes ask for; the composition root fills `app.state.services`."""
+"""Annotated dependencies the routes ask for; the composition root fills `app.state.services`.
+
+Dependencies that neither block nor wait are `async`, so FastAPI runs them on the event loop
+instead of handing each one to the threadpool (a thread hop per dependency per request).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ MAX_POSITION = 2**63 - 1
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_services(request: Request) -> ApiServices:
+async def get_services(request: Request) -> ApiServices:
     services: ApiServices = request.app.state.services
     return services
 
@@ -34,19 +38,19 @@ def get_services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(get_services)]
 
 
-def get_crm(services: Services) -> CRM:
+async def get_crm(services: Services) -> CRM:
     return services.crm
 
 
-def get_read_models(services: Services) -> ReadModels:
+async def get_read_models(services: Services) -> ReadModels:
     return services.read_models
 
 
-def get_health_checks(services: Services) -> Mapping[str, HealthCheck]:
+async def get_health_checks(services: Services) -> Mapping[str, HealthCheck]:
     return services.health_checks
 
 
-def get_access_log(services: Services) -> AccessLog:
+async def get_access_log(services: Services) -> AccessLog:
     return services.access_log
 
 
@@ -56,7 +60,7 @@ HealthChecks = Annotated[Mapping[str, HealthCheck], Depends(get_health_checks)]
 AccessLogDep = Annotated[AccessLog, Depends(get_access_log)]
 
 
-def get_current_user(
+async def get_current_user(
     services: Services, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
     """The caller, from the bearer token; 401 without a valid one."""
@@ -85,7 +89,7 @@ class Allow:
         self.resource = resource
         self.action = action
 
-    def __call__(self, user: CurrentUser) -> Visibility:
+    async def __call__(self, user: CurrentUser) -> Visibility:
         if not permits(user, self.resource, self.action):
             raise HTTPException(403, f"A {user.role} may not {self.action} {self.resource}")
         return visibility(user, self.resource)
@@ -99,7 +103,7 @@ def allow(resource: Resource, action: Action) -> Any:
 class Public:
     """Marks a route that needs no login (health, login, metrics), for the matrix test."""
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
         return None
 
 
@@ -109,7 +113,7 @@ PUBLIC: Any = Depends(Public())
 class SignedIn:
     """Marks a route any signed-in user may call, whatever their role (e.g. /auth/me)."""
 
-    def __call__(self, user: CurrentUser) -> Principal:
+    async def __call__(self, user: CurrentUser) -> Principal:
         return user
 
 
@@ -146,7 +150,7 @@ def get_min_position(
 MinPosition = Annotated[int | None, Depends(get_min_position)]
 
 
-def get_expected_version(
+async def get_expected_version(
     if_match: Annotated[
         str | None,
         Header(description='The record version the command is based on: `"<version>"`.'),
@@ -164,7 +168,7 @@ def get_expected_version(
 ExpectedVersion = Annotated[int | None, Depends(get_expected_version)]
 
 
-def get_correlation_id(
+async def get_correlation_id(
     x_correlation_id: Annotated[UUID | None, Header()] = None,
 ) -> UUID:
     """The caller's correlation id (X-Correlation-ID), or a new one per request."""
@@ -206,7 +210,9 @@ class AccessRecorder:
         )
 
 
-def get_access_recorder(request: Request, log: AccessLogDep, user: CurrentUser) -> AccessRecorder:
+async def get_access_recorder(
+    request: Request, log: AccessLogDep, user: CurrentUser
+) -> AccessRecorder:
     ip = request.client.host if request.client else None
     return AccessRecorder(log, user, ip, request.headers.get("user-agent"))
 

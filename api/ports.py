@@ -66,6 +66,10 @@ class AccessLog(Protocol):
 
     def record(self, entry: AccessEntry) -> None: ...
 
+    def close(self) -> None:
+        """Make sure every recorded entry is stored."""
+        ...
+
     def query(
         self,
         *,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +51,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS crm_access_log_user ON crm_access_log (username, id)",
     "CREATE INDEX IF NOT EXISTS crm_access_log_at ON crm_access_log (at)",
 )
+
+logger = logging.getLogger(__name__)
+MAX_WRITE_ATTEMPTS = 8  # about 13 s of retries at the default interval
 
 # A request still "in flight" this long after it started is taken to have died with its process.
 STALE_RESERVATION = timedelta(minutes=5)
@@ -125,29 +131,76 @@ class PostgresIdempotencyStore:
 ACCESS_KEY = "access"
 
 
-@dataclass
 class PostgresAccessLog:
-    """Who read which personal data, newest first."""
+    """Who read which personal data, newest first.
 
-    datastore: PostgresDatastore
+    Reads must not wait for the log: `record` queues the entry and a writer thread inserts the
+    queued entries in one transaction every `flush_interval` seconds. `query` and `close` flush
+    first, so what was recorded is always what is found. An entry can be lost only if the
+    process dies within `flush_interval` of the read it describes.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, flush_interval: float = 0.05) -> None:
+        self.datastore = datastore
+        self.flush_interval = flush_interval
+        self._pending: list[AccessEntry] = []
+        self._lock = threading.Lock()  # guards _pending and _writer
+        self._flushing = threading.Lock()  # one flush at a time keeps entries in order
+        self._writer: threading.Thread | None = None
 
     def record(self, entry: AccessEntry) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "INSERT INTO crm_access_log (at, username, role, action, record_kind, "
-                "record_id, ip, user_agent, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    entry.at,
-                    entry.username,
-                    entry.role,
-                    entry.action,
-                    entry.record_kind,
-                    entry.record_id,
-                    entry.ip,
-                    entry.user_agent,
-                    Jsonb(orjson.loads(orjson.dumps(entry.details, default=str))),
-                ),
-            )
+        with self._lock:
+            self._pending.append(entry)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_soon, name="access-log", daemon=True
+                )
+                self._writer.start()
+
+    def _write_soon(self) -> None:
+        failures = 0
+        while True:
+            time.sleep(self.flush_interval * 2**failures)
+            try:
+                self.flush()
+                failures = 0
+            except Exception:  # the entries stay queued; try again, backing off
+                failures += 1
+                logger.exception("could not write the access log (attempt %d)", failures)
+                if failures < MAX_WRITE_ATTEMPTS:
+                    continue
+                with self._lock:
+                    lost, self._pending, self._writer = len(self._pending), [], None
+                logger.error("gave up writing %d access-log entries", lost)
+                return
+            with self._lock:
+                if not self._pending:
+                    self._writer = None  # idle: the next record() starts a new writer
+                    return
+
+    def flush(self) -> None:
+        """Insert every queued entry now."""
+        with self._flushing:
+            with self._lock:
+                entries, self._pending = self._pending, []
+            if not entries:
+                return
+            try:
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.executemany(
+                        "INSERT INTO crm_access_log (at, username, role, action, record_kind, "
+                        "record_id, ip, user_agent, details) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [_access_row(entry) for entry in entries],
+                    )
+            except Exception:
+                with self._lock:
+                    self._pending[:0] = entries
+                raise
+
+    def close(self) -> None:
+        """Write what is queued (call before the process exits)."""
+        self.flush()
 
     def query(
         self,
@@ -160,6 +213,7 @@ class PostgresAccessLog:
         cursor: str | None = None,
     ) -> tuple[Sequence[dict[str, Any]], str | None]:
         check_limit(limit)
+        self.flush()
         where = ["true"]
         params: list[Any] = []
         for clause, value in (
@@ -185,3 +239,17 @@ class PostgresAccessLog:
         page = rows[:limit]
         next_cursor = encode_cursor([page[-1]["id"]], ACCESS_KEY) if len(rows) > limit else None
         return page, next_cursor
+
+
+def _access_row(entry: AccessEntry) -> tuple[Any, ...]:
+    return (
+        entry.at,
+        entry.username,
+        entry.role,
+        entry.action,
+        entry.record_kind,
+        entry.record_id,
+        entry.ip,
+        entry.user_agent,
+        Jsonb(orjson.loads(orjson.dumps(entry.details, default=str))),
+    )

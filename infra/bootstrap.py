@@ -165,6 +165,9 @@ def running(settings: Settings, *, run_migrations: bool = False) -> Iterator[Run
         crm = build_crm(settings, urls.database_url)
         try:
             wiring = api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
-            yield Runtime(settings, urls, crm, create_api(wiring))
+            try:
+                yield Runtime(settings, urls, crm, create_api(wiring))
+            finally:
+                wiring.access_log.close()
         finally:
             crm.close()

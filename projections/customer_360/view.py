@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from projections.pagination import check_limit, decode_cursor, page_of
@@ -76,53 +74,39 @@ class Customer360View(ReadModelView):
     }
 
     def customer(self, customer_id: UUID, *, min_position: int | None = None) -> Row | None:
-        """The 360° document of a customer (None when unknown), with merged duplicates counted."""
+        """The 360° document of a customer (None when unknown), with merged duplicates counted.
+
+        One statement, so one round trip and one snapshot: the lists come back as arrays of
+        typed columns (uuid[], timestamptz[], numeric[]), never through JSON, so every value
+        keeps its exact Python type.
+        """
         self.wait_for(min_position)
-        with self._snapshot() as curs:
-            found = self._rows(
-                curs, "SELECT * FROM {customers} WHERE customer_id = %s", customer_id
-            )
-            if not found:
-                return None
-            merged = self._rows(
-                curs,
-                "SELECT customer_id FROM group_ WHERE customer_id <> %s ORDER BY customer_id",
-                customer_id,
-                group=customer_id,
-            )
-            contacts = self._rows(
-                curs,
-                "SELECT contact_id, name, title, email, phone FROM {contacts} "
-                "WHERE customer_id = %s ORDER BY name, contact_id",
-                customer_id,
-            )
-            tags = self._rows(
-                curs, "SELECT tag FROM {tags} WHERE customer_id = %s ORDER BY tag", customer_id
-            )
-            consents = self._rows(
-                curs,
-                "SELECT channel, granted, legal_basis, recorded_at FROM {consents} "
-                "WHERE customer_id = %s ORDER BY channel",
-                customer_id,
-            )
-            counts = self._rows(curs, COUNTS, group=customer_id)[0]
-            won = self._rows(
-                curs,
-                "SELECT currency, sum(amount) AS total FROM {opportunities} "
-                "WHERE stage = 'won' AND customer_id IN (SELECT customer_id FROM group_) "
-                "GROUP BY currency ORDER BY currency",
-                group=customer_id,
-            )
-        avg_csat = counts.pop("avg_csat")
+        rows = self.fetch(customer_statement(type(self)), [customer_id, customer_id])
+        if not rows:
+            return None
+        row = rows[0]
+        extra = {column: row.pop(column) for column in list(row) if column.startswith("c360_")}
+        contacts = zip(
+            *(extra[f"c360_contact_{field}"] or [] for field in CONTACT_FIELDS), strict=True
+        )
+        consents = zip(
+            *(extra[f"c360_consent_{field}"] or [] for field in ("channel", *CONSENT_FIELDS)),
+            strict=True,
+        )
+        won = zip(extra["c360_won_currencies"] or [], extra["c360_won_totals"] or [], strict=True)
+        avg_csat = extra["c360_avg_csat"]
         return {
-            **found[0],
-            "last_interaction_at": counts.pop("last_interaction_at"),
-            "merged_ids": [row["customer_id"] for row in merged],
-            "contacts": contacts,
-            "tags": [row["tag"] for row in tags],
-            "consents": {row.pop("channel"): row for row in consents},
-            "counts": counts,
-            "won_totals": {row["currency"]: row["total"] for row in won},
+            **row,
+            "last_interaction_at": extra["c360_last_interaction_at"],
+            "merged_ids": extra["c360_merged_ids"],
+            "contacts": [dict(zip(CONTACT_FIELDS, values, strict=True)) for values in contacts],
+            "tags": extra["c360_tags"],
+            "consents": {
+                channel: dict(zip(CONSENT_FIELDS, values, strict=True))
+                for channel, *values in consents
+            },
+            "counts": {name: extra[f"c360_{name}"] for name in COUNT_NAMES},
+            "won_totals": dict(won),
             "avg_csat": None if avg_csat is None else float(avg_csat),
         }
 
@@ -228,28 +212,6 @@ class Customer360View(ReadModelView):
         statement += SQL(" ORDER BY name, customer_id LIMIT %s")
         return page_of(self.fetch(statement, [*params, limit + 1]), limit, search_key, SEARCH)
 
-    # --- reading helpers ------------------------------------------------------------------------
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[Cursor[DictRow]]:
-        """One consistent snapshot for the several queries of one document."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield curs
-
-    def _rows(
-        self, curs: Cursor[DictRow], query: str, *params: Any, group: UUID | None = None
-    ) -> list[Row]:
-        """Rows of `query` ({table} names a reader view), after the CTE of `group`'s group."""
-        statement: Composed | SQL = SQL(query).format(
-            **{logical: self.reader(logical) for logical in self.tables}
-        )
-        if group is not None:
-            statement = group_of(self) + SQL(" ") + statement
-            params = (group, *params)
-        curs.execute(statement, params)
-        return list(curs.fetchall())
-
 
 # A merged duplicate lives on in its survivor: the survivor's counts and timeline cover every
 # customer merged into it (following chains of merges), gathered at query time, so a merge moves no
@@ -260,18 +222,57 @@ GROUP = (
     "WITH RECURSIVE group_(customer_id) AS (SELECT %s::uuid UNION "
     "SELECT c.customer_id FROM {} c JOIN group_ g ON c.merged_into = g.customer_id)"
 )
-IN_GROUP = "customer_id IN (SELECT customer_id FROM group_)"
-COUNTS = (
-    "SELECT (SELECT count(*) FROM {leads} WHERE " + IN_GROUP + ") AS leads, o.*, t.*, "
-    "(SELECT max(last_interaction_at) FROM {customers} WHERE " + IN_GROUP + ") "
-    "AS last_interaction_at "
-    "FROM (SELECT count(*) FILTER (WHERE stage NOT IN " + CLOSED_STAGES + ") "
-    "AS open_opportunities, count(*) FILTER (WHERE stage = 'won') AS won_opportunities, "
-    "count(*) FILTER (WHERE stage = 'lost') AS lost_opportunities "
-    "FROM {opportunities} WHERE " + IN_GROUP + ") o, "
-    "(SELECT count(*) FILTER (WHERE status IN " + ACTIVE_TICKETS + ") AS open_tickets, "
-    "count(*) FILTER (WHERE status NOT IN " + ACTIVE_TICKETS + ") AS closed_tickets, "
-    "avg(csat) AS avg_csat FROM {tickets} WHERE " + IN_GROUP + ") t"
+# `= ANY(array(...))`, not `IN (SELECT ...)`: the planner cannot estimate the recursive CTE and
+# would hash-join it with a full scan; an array parameter makes it use the customer_id indexes.
+IN_GROUP = "customer_id = ANY(array(SELECT customer_id FROM group_))"
+
+# The 360° document's lists, as parallel arrays of typed columns (one element per entry).
+CONTACT_FIELDS = ("contact_id", "name", "title", "email", "phone")
+CONSENT_FIELDS = ("granted", "legal_basis", "recorded_at")
+COUNT_NAMES = (
+    "leads",
+    "open_opportunities",
+    "won_opportunities",
+    "lost_opportunities",
+    "open_tickets",
+    "closed_tickets",
+)
+# After the `group_` CTE: the customer's row (none when unknown) and, in columns named c360_*,
+# everything else of its document; each part reads the tables by an index (see `indexes`).
+DOCUMENT = (
+    " SELECT c.*, "
+    "array(SELECT customer_id FROM group_ WHERE customer_id <> c.customer_id "
+    "ORDER BY customer_id) AS c360_merged_ids, "
+    "array(SELECT tag FROM {tags} t WHERE t.customer_id = c.customer_id ORDER BY tag) "
+    "AS c360_tags, ct.*, k.*, l.*, o.*, t.*, w.*, i.* "
+    "FROM {customers} c "
+    "CROSS JOIN LATERAL (SELECT "
+    + ", ".join(
+        f"array_agg({f} ORDER BY name, contact_id) AS c360_contact_{f}" for f in CONTACT_FIELDS
+    )
+    + " FROM {contacts} x WHERE x.customer_id = c.customer_id) ct "
+    "CROSS JOIN LATERAL (SELECT "
+    + ", ".join(
+        f"array_agg({f} ORDER BY channel) AS c360_consent_{f}" for f in ("channel", *CONSENT_FIELDS)
+    )
+    + " FROM {consents} x WHERE x.customer_id = c.customer_id) k "
+    "CROSS JOIN (SELECT count(*) AS c360_leads FROM {leads} WHERE " + IN_GROUP + ") l "
+    "CROSS JOIN (SELECT "
+    "count(*) FILTER (WHERE stage NOT IN " + CLOSED_STAGES + ") AS c360_open_opportunities, "
+    "count(*) FILTER (WHERE stage = 'won') AS c360_won_opportunities, "
+    "count(*) FILTER (WHERE stage = 'lost') AS c360_lost_opportunities "
+    "FROM {opportunities} WHERE " + IN_GROUP + ") o "
+    "CROSS JOIN (SELECT "
+    "count(*) FILTER (WHERE status IN " + ACTIVE_TICKETS + ") AS c360_open_tickets, "
+    "count(*) FILTER (WHERE status NOT IN " + ACTIVE_TICKETS + ") AS c360_closed_tickets, "
+    "avg(csat) AS c360_avg_csat FROM {tickets} WHERE " + IN_GROUP + ") t "
+    "CROSS JOIN (SELECT array_agg(currency ORDER BY currency) AS c360_won_currencies, "
+    "array_agg(total ORDER BY currency) AS c360_won_totals "
+    "FROM (SELECT currency, sum(amount) AS total FROM {opportunities} "
+    "WHERE stage = 'won' AND " + IN_GROUP + " GROUP BY currency) s) w "
+    "CROSS JOIN (SELECT max(last_interaction_at) AS c360_last_interaction_at "
+    "FROM {customers} WHERE " + IN_GROUP + ") i "
+    "WHERE c.customer_id = %s"
 )
 
 
@@ -286,6 +287,14 @@ CONSENTS = (
 def group_of(view: ReadModelView) -> Composed:
     """The `group_` CTE (its one parameter: the customer's id)."""
     return SQL(GROUP).format(view.reader("customers"))
+
+
+@cache
+def customer_statement(view: type[ReadModelView]) -> Composed:
+    """The one statement of `customer()` (parameters: the customer's id, twice)."""
+    return SQL(GROUP).format(view.reader("customers")) + SQL(DOCUMENT).format(
+        **{logical: view.reader(logical) for logical in view.tables}
+    )
 
 
 # The view's two listings; each one's cursors are refused by the other.

@@ -79,4 +79,5 @@ def api(migrated_database_url: str, api_settings: Settings) -> Iterator[Api]:
         ):
             yield Api(client, crm, services, database_url)
     finally:
+        services.access_log.close()
         crm.close()

@@ -7,12 +7,14 @@ customers of its own, so tests do not see each other's data.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -45,8 +47,9 @@ def api(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             ProjectionSupervisor(crm, url),
             TestClient(create_api(services), raise_server_exceptions=False) as client,
         ):
-            yield Api(client, crm, services)
+            yield Api(client, crm, services, url)
     finally:
+        services.access_log.close()
         crm.close()
         drop_database(postgres_server_url, name)
 
@@ -702,3 +705,20 @@ def test_a_current_if_match_lets_the_command_through(api: Api) -> None:
 
     assert response.status_code == 200
     assert response.json()["version"] == 2
+
+
+def test_access_log_entries_are_stored_by_the_writer_without_a_query(api: Api) -> None:
+    customer = register(api)
+    auditor = api.as_("auditor")
+    api.client.get(f"/customers/{customer['id']}", headers=auditor)
+
+    deadline = time.monotonic() + 5
+    while True:
+        with psycopg.connect(api.database_url) as conn:
+            stored = conn.execute(
+                "SELECT count(*) FROM crm_access_log WHERE record_id = %s", (customer["id"],)
+            ).fetchone()
+        if stored and stored[0] >= 1:
+            break
+        assert time.monotonic() < deadline, "the access-log writer did not store the entry"
+        time.sleep(0.02)

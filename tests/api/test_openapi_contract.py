@@ -52,6 +52,7 @@ def shared_api(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactor
         ):
             yield Api(client, crm, services)
     finally:
+        services.access_log.close()
         crm.close()
         drop_database(postgres_server_url, name)
 
