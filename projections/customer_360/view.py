@@ -143,8 +143,7 @@ class Customer360View(ReadModelView):
             after += SQL(" AND (at, seq) < (%s, %s)")
             params.extend(decode_cursor(cursor, TIMELINE_KEY_PARSERS, TIMELINE))
         statement = group_of(self) + SQL(
-            " SELECT * FROM {} WHERE customer_id IN (SELECT customer_id FROM group_){} "
-            "ORDER BY at DESC, seq DESC LIMIT %s"
+            " SELECT * FROM {} WHERE " + IN_GROUP + "{} ORDER BY at DESC, seq DESC LIMIT %s"
         ).format(self.reader("timeline"), after)
         rows = self.fetch(statement, [*params, limit + 1])
         page, next_cursor = page_of(rows, limit, timeline_key, TIMELINE)

@@ -8,8 +8,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from hypothesis import Phase, given, settings
+from psycopg.sql import SQL
 
 from domain.application import CRM
 from domain.opportunity import PIPELINE
@@ -495,3 +497,179 @@ def test_a_rebuild_from_zero_gives_the_rows_of_the_live_projection(
     with rebuilt_from_zero(crm, live, Customer360Projection) as rebuilt:
         for table in Customer360View.tables:
             assert rows_of(rebuilt, table) == rows_of(live, table), table
+
+
+# --- the one-statement document equals the several-query one it replaced ----------------------
+
+# The former `customer()`: seven queries in one REPEATABLE READ snapshot (the reference).
+REFERENCE_GROUP = (
+    "WITH RECURSIVE group_(customer_id) AS (SELECT %s::uuid UNION "
+    "SELECT c.customer_id FROM {customers} c JOIN group_ g ON c.merged_into = g.customer_id) "
+)
+REFERENCE_IN_GROUP = "customer_id IN (SELECT customer_id FROM group_)"
+REFERENCE_COUNTS = (
+    "SELECT (SELECT count(*) FROM {leads} WHERE " + REFERENCE_IN_GROUP + ") AS leads, o.*, t.*, "
+    "(SELECT max(last_interaction_at) FROM {customers} WHERE " + REFERENCE_IN_GROUP + ") "
+    "AS last_interaction_at "
+    "FROM (SELECT count(*) FILTER (WHERE stage NOT IN ('won', 'lost')) "
+    "AS open_opportunities, count(*) FILTER (WHERE stage = 'won') AS won_opportunities, "
+    "count(*) FILTER (WHERE stage = 'lost') AS lost_opportunities "
+    "FROM {opportunities} WHERE " + REFERENCE_IN_GROUP + ") o, "
+    "(SELECT count(*) FILTER (WHERE status IN ('open', 'waiting_on_customer')) AS open_tickets, "
+    "count(*) FILTER (WHERE status NOT IN ('open', 'waiting_on_customer')) AS closed_tickets, "
+    "avg(csat) AS avg_csat FROM {tickets} WHERE " + REFERENCE_IN_GROUP + ") t"
+)
+
+
+def reference_customer(view: Customer360View, customer_id: UUID) -> dict[str, Any] | None:
+    """The 360° document as the multi-query implementation built it."""
+    readers = {logical: view.reader(logical) for logical in view.tables}
+
+    def rows(query: str, *params: Any, group: bool = False) -> list[dict[str, Any]]:
+        if group:
+            query, params = REFERENCE_GROUP + query, (customer_id, *params)
+        curs.execute(SQL(query).format(**readers), params)
+        return list(curs.fetchall())
+
+    with view.datastore.transaction(commit=False) as curs:
+        curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        found = rows("SELECT * FROM {customers} WHERE customer_id = %s", customer_id)
+        if not found:
+            return None
+        merged = rows(
+            "SELECT customer_id FROM group_ WHERE customer_id <> %s ORDER BY customer_id",
+            customer_id,
+            group=True,
+        )
+        contacts = rows(
+            "SELECT contact_id, name, title, email, phone FROM {contacts} "
+            "WHERE customer_id = %s ORDER BY name, contact_id",
+            customer_id,
+        )
+        tags = rows("SELECT tag FROM {tags} WHERE customer_id = %s ORDER BY tag", customer_id)
+        consents = rows(
+            "SELECT channel, granted, legal_basis, recorded_at FROM {consents} "
+            "WHERE customer_id = %s ORDER BY channel",
+            customer_id,
+        )
+        counts = rows(REFERENCE_COUNTS, group=True)[0]
+        won = rows(
+            "SELECT currency, sum(amount) AS total FROM {opportunities} "
+            "WHERE stage = 'won' AND " + REFERENCE_IN_GROUP + " "
+            "GROUP BY currency ORDER BY currency",
+            group=True,
+        )
+    avg_csat = counts.pop("avg_csat")
+    return {
+        **found[0],
+        "last_interaction_at": counts.pop("last_interaction_at"),
+        "merged_ids": [row["customer_id"] for row in merged],
+        "contacts": contacts,
+        "tags": [row["tag"] for row in tags],
+        "consents": {row.pop("channel"): row for row in consents},
+        "counts": counts,
+        "won_totals": {row["currency"]: row["total"] for row in won},
+        "avg_csat": None if avg_csat is None else float(avg_csat),
+    }
+
+
+def test_the_one_statement_document_equals_the_multi_query_one(
+    crm: CRM, c360: Any, clock: FixedClock
+) -> None:
+    view, catch_up_live = c360
+    survivor = register(crm, "Acme", email="sales@acme.com")
+    duplicate = register(crm, "ACME Inc", phone="13812345678")
+    older = register(crm, "Acme Old")  # merged into the duplicate first: a chain of merges
+    crm.add_customer_contact(survivor, name="Wang", title="CTO", email="wang@acme.com")
+    crm.add_customer_contact(survivor, name="Li", title="CFO")
+    crm.add_customer_contact(duplicate, name="Zhao", title="CEO", phone="13900000000")
+    for customer, tag in ((survivor, "vip"), (duplicate, "retail"), (older, "legacy")):
+        crm.tag_customer(customer, tag)
+    crm.record_customer_consent(survivor, "sms", granted=True, legal_basis="contract")
+    clock.advance(hours=1)
+    crm.record_customer_consent(survivor, "email", granted=False, legal_basis="consent")
+    win(crm, open_deal(crm, survivor), "1000.50")
+    win(crm, open_deal(crm, duplicate, "100", "USD"), "120.25", "USD")
+    win(crm, open_deal(crm, older), "300")
+    crm.lose_opportunity(open_deal(crm, survivor), reason="budget")
+    open_deal(crm, duplicate)
+    for customer, score in ((survivor, 5), (duplicate, 4), (older, 4)):
+        ticket = open_ticket(crm, customer)
+        crm.resolve_ticket(ticket, "fixed")
+        crm.rate_ticket(ticket, score)
+    open_ticket(crm, older)
+    lead = crm.capture_lead(channel="ads", name="L", region="east", email="l@x.com").id
+    crm.qualify_lead(lead)
+    crm.convert_lead(lead, duplicate)
+    clock.advance(days=1)
+    crm.log_customer_interaction(older, kind="call", summary="Before the merge")
+    crm.merge_customers(duplicate, older)
+    crm.merge_customers(survivor, duplicate)
+    catch_up_live()
+
+    doc = view.customer(survivor)
+
+    assert doc is not None
+    assert doc == reference_customer(view, survivor)
+    assert repr(doc) == repr(reference_customer(view, survivor))  # the same types, key order
+    assert doc["merged_ids"] == sorted([duplicate, older])
+    assert all(isinstance(merged, UUID) for merged in doc["merged_ids"])
+    assert [c["name"] for c in doc["contacts"]] == ["Li", "Wang", "Zhao"]
+    assert all(isinstance(c["contact_id"], UUID) for c in doc["contacts"])
+    assert doc["contacts"][0]["email"] is None
+    assert doc["tags"] == ["legacy", "retail", "vip"]
+    assert list(doc["consents"]) == ["email", "sms"]
+    assert doc["consents"]["email"] == {
+        "granted": False,
+        "legal_basis": "consent",
+        "recorded_at": MONDAY_9AM + timedelta(hours=1),
+    }
+    assert doc["won_totals"] == {"CNY": Decimal("1300.50"), "USD": Decimal("120.25")}
+    assert all(isinstance(total, Decimal) for total in doc["won_totals"].values())
+    assert doc["counts"] == {
+        "leads": 1,
+        "open_opportunities": 1,
+        "won_opportunities": 3,
+        "lost_opportunities": 1,
+        "open_tickets": 1,
+        "closed_tickets": 3,
+    }
+    assert doc["avg_csat"] == pytest.approx(13 / 3)
+    assert doc["last_interaction_at"] == MONDAY_9AM + timedelta(days=1, hours=1)
+    assert doc["last_interaction_at"].tzinfo is not None
+    for customer in (duplicate, older):  # the merged ones: empty lists, None, as before
+        assert view.customer(customer) == reference_customer(view, customer)
+    fresh = register(crm, "Fresh")
+    catch_up_live()
+    assert repr(view.customer(fresh)) == repr(reference_customer(view, fresh))
+    assert view.customer(UUID(int=7)) is None
+    assert reference_customer(view, UUID(int=7)) is None
+
+
+def test_the_document_is_one_statement_without_an_explicit_transaction(
+    crm: CRM, c360: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view, catch_up_live = c360
+    survivor, duplicate = register(crm, "Acme"), register(crm, "Acme Inc")
+    crm.merge_customers(survivor, duplicate)
+    catch_up_live()
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query if isinstance(query, str) else query.as_string(self))
+        return execute(self, query, *args, **kwargs)
+
+    def no_transaction(**kwargs: Any) -> Any:
+        raise AssertionError("customer() opened an explicit transaction")
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    monkeypatch.setattr(view.datastore, "transaction", no_transaction)
+
+    doc = view.customer(survivor)
+    missing = view.customer(UUID(int=7))
+
+    assert doc is not None and doc["merged_ids"] == [duplicate]
+    assert missing is None
+    assert len(statements) == 2  # one per call
+    assert all(statement.startswith("WITH RECURSIVE group_") for statement in statements)
