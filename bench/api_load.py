@@ -12,6 +12,7 @@ reads.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import secrets
@@ -23,7 +24,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,44 +65,77 @@ class Load:
         }
 
 
-def fixed_rate(
-    rate: float, seconds: float, request: Callable[[httpx.Client], bool], load: Load
-) -> threading.Thread:
-    """Send `rate` requests/s for `seconds` from a pool of clients, in a background thread."""
+Request = Callable[[], tuple[str, str, bytes | None]]  # method, path, JSON body
 
-    def run() -> None:
-        workers = max(4, int(rate // 20))
-        clients = [httpx.Client(timeout=10.0) for _ in range(workers)]
-        free: list[httpx.Client] = list(clients)
-        free_lock = threading.Lock()
 
-        def one(scheduled: float) -> None:
-            with free_lock:
-                client = free.pop()
-            try:
-                ok = request(client)
-            except httpx.HTTPError:
-                ok = False
-            finally:
-                with free_lock:
-                    free.append(client)
-            load.record(time.perf_counter() - scheduled, ok)
+class Connection:
+    """One keep-alive HTTP/1.1 connection; a minimal client so the load costs little CPU."""
 
-        with ThreadPoolExecutor(workers) as pool:
-            start = time.perf_counter()
-            total = int(rate * seconds)
-            for n in range(total):
-                scheduled = start + n / rate
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(one, scheduled)
-        for client in clients:
-            client.close()
+    def __init__(self, host: str, port: int, authorization: str) -> None:
+        self.host, self.port, self.authorization = host, port, authorization
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    async def send(self, method: str, path: str, body: bytes | None) -> int:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: {self.authorization}\r\n"
+        )
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + (body or b""))
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def fixed_rate(
+    base: str, authorization: str, rate: float, seconds: float, request: Request, load: Load
+) -> None:
+    """Send `rate` requests/s for `seconds` over a pool of connections (open loop)."""
+    url = httpx.URL(base)
+    pool = [
+        Connection(url.host, url.port or 80, authorization) for _ in range(max(8, int(rate / 10)))
+    ]
+    free: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in pool:
+        free.put_nowait(connection)
+    loop = asyncio.get_running_loop()
+
+    async def one(scheduled: float) -> None:
+        connection = await free.get()
+        method, path, body = request()
+        try:
+            ok = (await connection.send(method, path, body)) < 400
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            connection.close()
+            connection.reader = connection.writer = None
+            ok = False
+        free.put_nowait(connection)
+        load.record(loop.time() - scheduled, ok)
+
+    start = loop.time()
+    tasks = []
+    for n in range(int(rate * seconds)):
+        scheduled = start + n / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    for connection in pool:
+        connection.close()
 
 
 def free_port() -> int:
@@ -175,6 +208,17 @@ def seed(database_url: str, customers: int, tickets: int) -> tuple[list[UUID], l
         crm.close()
 
 
+def wait_until_caught_up(base: str, headers: dict[str, str], timeout: float = 120.0) -> None:
+    """Loads start once every read model has processed the seeded history."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = httpx.get(base + "/health", timeout=5.0).json()
+        if "max lag 0 events" in health["checks"].get("projections", {}).get("detail", ""):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the read models did not catch up with the seeded history")
+
+
 def bench(database_url: str, args: argparse.Namespace) -> list[tuple[str, float, dict[str, float]]]:
     customer_ids, _ = seed(database_url, args.customers, args.tickets)
     rows = []
@@ -187,35 +231,39 @@ def bench(database_url: str, args: argparse.Namespace) -> list[tuple[str, float,
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         counter = iter(range(10**9))
+        wait_until_caught_up(base, headers)
 
-        def command(client: httpx.Client) -> bool:
-            customer = random.choice(customer_ids)
-            response = client.post(
-                f"{base}/customers/{customer}/tags",
-                json={"tag": f"t{next(counter) % 50}"},
-                headers=headers,
-            )
-            return response.status_code < 400
+        def command() -> tuple[str, str, bytes | None]:
+            tag = f'{{"tag": "t{next(counter) % 50}"}}'.encode()
+            return "POST", f"/customers/{random.choice(customer_ids)}/tags", tag
 
-        def customer_360(client: httpx.Client) -> bool:
-            response = client.get(
-                f"{base}/customers/{random.choice(customer_ids)}", headers=headers
-            )
-            return response.status_code == 200
+        def customer_360() -> tuple[str, str, bytes | None]:
+            return "GET", f"/customers/{random.choice(customer_ids)}", None
 
-        def sla_board(client: httpx.Client) -> bool:
-            response = client.get(f"{base}/sla/board", params={"limit": 50}, headers=headers)
-            return response.status_code == 200
+        def sla_board() -> tuple[str, str, bytes | None]:
+            return "GET", "/sla/board?limit=50", None
 
+        authorization = f"Bearer {token}"
         for name, rate, request in (
             ("GET /customers/{id}", args.read_rate, customer_360),
             ("GET /sla/board", args.board_rate, sla_board),
         ):
             commands, reads = Load(), Load()
-            writer = fixed_rate(args.command_rate, args.seconds, command, commands)
-            reader = fixed_rate(rate, args.seconds, request, reads)
-            reader.join()
-            writer.join()
+
+            async def both(
+                rate: float = rate,
+                request: Request = request,
+                commands: Load = commands,
+                reads: Load = reads,
+            ) -> None:
+                await asyncio.gather(
+                    fixed_rate(
+                        base, authorization, args.command_rate, args.seconds, command, commands
+                    ),
+                    fixed_rate(base, authorization, rate, args.seconds, request, reads),
+                )
+
+            asyncio.run(both())
             rows.append((name, rate, reads.figures()))
             rows.append((f"  POST tags (during {name})", args.command_rate, commands.figures()))
     return rows
