@@ -31,6 +31,9 @@ from domain.application import CRM
 from domain.shared import DomainEvent, FixedClock, command_context
 from infra.projections import wake_listeners
 from sagas.base import Saga
+from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
+from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
+from sagas.lead_conversion import ConversionRules, LeadConversionSaga
 from sagas.lead_routing import LeadRoutingSaga
 from sagas.routing import RoutingRules
 
@@ -41,17 +44,28 @@ MIN_BACKOFF = 0.5
 
 
 class SagaSettings(BaseSettings):
-    """Configuration of the sagas: `CRM_LEAD_ROUTING` holds the routing rules as JSON."""
+    """Configuration of the sagas, each a JSON env var: `CRM_LEAD_ROUTING` (routing rules),
+    `CRM_LEAD_CONVERSION` (auto-converting channels), `CRM_DEAL_WON_ONBOARDING` (onboarding
+    team, tier thresholds per currency), `CRM_KEY_ACCOUNT_ALERT` (sales team, CSAT threshold)."""
 
     model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
 
     lead_routing: RoutingRules = RoutingRules()
+    lead_conversion: ConversionRules = ConversionRules()
+    deal_won_onboarding: OnboardingRules = OnboardingRules()
+    key_account_alert: KeyAccountRules = KeyAccountRules()
 
 
 def build_sagas(crm: CRM, settings: SagaSettings | None = None) -> list[Saga]:
     """Every saga, configured from settings and the application's calendar."""
     settings = settings or SagaSettings()
-    return [LeadRoutingSaga(settings.lead_routing, crm.config.calendar)]
+    calendar, policy = crm.config.calendar, crm.config.sla_policy
+    return [
+        LeadRoutingSaga(settings.lead_routing, calendar),
+        LeadConversionSaga(settings.lead_conversion, crm.config.phone_region),
+        DealWonOnboardingSaga(settings.deal_won_onboarding, policy, calendar),
+        KeyAccountAlertSaga(settings.key_account_alert, calendar),
+    ]
 
 
 def create_saga_schema(datastore: PostgresDatastore) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from domain.customer import Customer
 from domain.shared import Aggregate, DomainEvent
 
 A = TypeVar("A", bound=Aggregate)
@@ -47,3 +48,11 @@ class Saga(ABC):
         Runs inside a command context that stamps the saga's actor and the causation; a cause
         already handled must yield no new events.
         """
+
+
+def live_customer(records: Records, customer_id: UUID) -> Customer:
+    """The customer, or the survivor it was merged into (merged customers refuse commands)."""
+    customer = records.load(Customer, customer_id)
+    while customer.merged_into is not None:
+        customer = records.load(Customer, customer.merged_into)
+    return customer

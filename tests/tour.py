@@ -8,6 +8,8 @@ from uuid import UUID
 from domain.application import CRM
 from domain.shared import FixedClock
 from infra.sagas import SagaRunner
+from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
+from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
 from sagas.lead_routing import LeadRoutingSaga
 from sagas.routing import RoutingRules, SalesUser, Territory
 
@@ -135,4 +137,10 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
         channel="web_form", name="Han Mei", region="east", email="han.mei@example.com"
     ).id
     SagaRunner(LeadRoutingSaga(ROUTING, crm.config.calendar), crm).catch_up()
+    onboarding = DealWonOnboardingSaga(
+        OnboardingRules(), crm.config.sla_policy, crm.config.calendar
+    )
+    SagaRunner(onboarding, crm).catch_up()  # the won deal: its ticket, task and won total
+    key_accounts = KeyAccountAlertSaga(KeyAccountRules(), crm.config.calendar)
+    SagaRunner(key_accounts, crm).catch_up()  # acme's deals, and an alert for the reopened ticket
     return [acme, dup, lead, deal, ticket, task, dropped, routed]
