@@ -160,7 +160,7 @@ async def get_expected_version(
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 19):
         raise HTTPException(422, 'If-Match must be an entity tag holding a version, such as "3"')
     return int(tag)
 

@@ -37,7 +37,10 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        # The first of repeated headers counts, as it does for the routes' own reading.
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
         raw_key = headers.get(HEADER)
         username = self._username(headers.get(b"authorization"))
         if raw_key is None or username is None:

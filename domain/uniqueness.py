@@ -89,11 +89,8 @@ class ValueAlreadyClaimed(DomainError):
     """The unique value is held by another record."""
 
     def __init__(self, kind: str, value: str, owner_id: UUID) -> None:
-        super().__init__(
-            f"{kind} {value!r} already belongs to {owner_id}",
-            kind=kind,
-            existing_id=str(owner_id),
-        )
+        # The holder's id stays out of the message: its reader may not be allowed to see it.
+        super().__init__(f"{kind} {value!r} already belongs to another record", kind=kind)
         self.kind = kind
         self.owner_id = owner_id
 

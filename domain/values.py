@@ -41,8 +41,8 @@ def required_text(field_name: str, value: str, *, refuse: Refusal = InvalidValue
     stripped = (value or "").strip()
     if not stripped:
         raise refuse(field_name, value, "must not be blank")
-    if "\x00" in stripped:
-        raise refuse(field_name, value, "must not contain NUL characters")
+    if "\x00" in stripped or not _is_utf8(stripped):
+        raise refuse(field_name, value, "must be UTF-8 text without NUL characters")
     return stripped
 
 
@@ -50,9 +50,18 @@ def optional_text(value: str | None) -> str | None:
     """The text without surrounding blanks, or None when nothing is left."""
     if value is None:
         return None
-    if "\x00" in value:
-        raise InvalidValue("text", value, "must not contain NUL characters")
+    if "\x00" in value or not _is_utf8(value):
+        raise InvalidValue("text", value, "must be UTF-8 text without NUL characters")
     return value.strip() or None
+
+
+def _is_utf8(value: str) -> bool:
+    """False for text holding lone surrogates, which no UTF-8 document can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_choice(
@@ -64,10 +73,21 @@ def check_choice(
     return value
 
 
+# Instants a CRM records: anything outside is a typo, and years past 9999 or before 1 in UTC
+# cannot even be read back from PostgreSQL into Python.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+
+
 def check_aware(field_name: str, value: datetime | None) -> None:
-    """Refuse a datetime without a time zone (None, meaning "not given", passes)."""
-    if value is not None and value.utcoffset() is None:
+    """Refuse a datetime without a time zone, or outside 1900-2999 (None passes: "not given")."""
+    if value is None:
+        return
+    if value.utcoffset() is None:
         raise InvalidValue(field_name, value, "must carry a time zone")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise InvalidValue(
+            field_name, value, f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
+        )
 
 
 def optional_email(value: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS crm_users (
 )
 """
 
+USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")  # as the table's CHECK says
 _hasher = PasswordHasher()
 # Verifying against a fixed hash for unknown users keeps their timing like a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -51,6 +53,8 @@ class UserStore:
         replace: bool = False,
     ) -> Principal:
         """Add a user (or, with `replace`, reset their password, role, region and team)."""
+        if not USERNAME.fullmatch(username):
+            raise ValueError("a username has 1-64 letters, digits or . _ @ -")
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         if role == "manager" and not region:
@@ -76,6 +80,8 @@ class UserStore:
 
     def authenticate(self, username: str, password: str) -> Principal | None:
         """The user, when the password matches and the account is active."""
+        if not USERNAME.fullmatch(username):
+            return None  # no such user can exist (the table's CHECK); nothing to look up
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 "SELECT username, password_hash, role, region, team FROM crm_users "

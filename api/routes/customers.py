@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from api.access import permits, redact_customer
+from api.access import permits, redact_customer, searches_contact_data
 from api.commands import CommanderDep, CommandPublic, check_new_record, reply
 from api.deps import CurrentUser, Cursor, Limit, MinPosition, ReadModelsDep, RecordAccess, allow
 from api.errors import COMMAND_PROBLEMS, QUERY_PROBLEMS
@@ -105,6 +105,7 @@ def search_customers(
         cursor=cursor,
         min_position=min_position,
         visible=visible,
+        match_contact_data=searches_contact_data(user),
     )
     record_access("customer.search", "customer", None, q=q, tag=tag, found=len(rows))
     return CustomersPublic(

@@ -164,8 +164,12 @@ class Customer360View(ReadModelView):
         cursor: str | None = None,
         min_position: int | None = None,
         visible: Visibility | None = None,
+        match_contact_data: bool = True,
     ) -> tuple[list[Row], str | None]:
         """Customers by name, then id; `text` matches name, email or phone, in any case.
+
+        Without `match_contact_data`, `text` matches names only: a reader who may not see
+        addresses must not be able to confirm one by searching for it.
 
         Each row carries its tags and its consents by channel; `visible` restricts the rows to
         those a reader may see (None: all of them).
@@ -179,9 +183,12 @@ class Customer360View(ReadModelView):
             where.extend(restrictions)
         if text is not None and text.strip():
             needle = text.strip().lower()
-            matches = [SQL("strpos(lower(name), %s) > 0"), SQL("strpos(email, %s) > 0")]
-            params.extend([needle, needle])
-            digits = re.sub(r"\D", "", needle)
+            matches: list[Composable] = [SQL("strpos(lower(name), %s) > 0")]
+            params.append(needle)
+            if match_contact_data:
+                matches.append(SQL("strpos(email, %s) > 0"))
+                params.append(needle)
+            digits = re.sub(r"\D", "", needle) if match_contact_data else ""
             if digits:  # phones are stored as E.164: compare digits with digits
                 matches.append(SQL("strpos(regexp_replace(phone, '[^0-9]', '', 'g'), %s) > 0"))
                 params.append(digits)
@@ -311,4 +318,12 @@ def search_key(row: Row) -> list[Any]:
 
 
 TIMELINE_KEY_PARSERS = (datetime.fromisoformat, int)
-SEARCH_KEY_PARSERS = (str, UUID)
+
+
+def _text_without_nul(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a name")
+    return value
+
+
+SEARCH_KEY_PARSERS = (_text_without_nul, UUID)

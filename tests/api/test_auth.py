@@ -92,3 +92,31 @@ def test_a_role_that_may_not_write_gets_403_and_nothing_is_written(api: Api) -> 
 def test_a_short_token_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         TokenService("short")
+
+
+def test_a_username_no_user_can_have_is_refused_like_a_wrong_password(api: Api) -> None:
+    response = api.client.post("/auth/token", data={"username": "a\x00b", "password": "x"})
+    overlong = api.client.post("/auth/token", data={"username": "a" * 65, "password": "x"})
+
+    assert response.status_code in (401, 422)
+    assert overlong.status_code == 401
+
+
+def test_an_if_match_that_is_no_version_is_422(api: Api) -> None:
+    created = api.client.post("/customers", json=CUSTOMER, headers=api.admin).json()
+    for tag in ('"' + "9" * 5000 + '"', '"²"', '"abc"'):
+        response = api.client.post(
+            f"/customers/{created['id']}/tags",
+            json={"tag": "vip"},
+            headers={**api.admin, "If-Match": tag.encode()},  # type: ignore[dict-item]
+        )
+        assert response.status_code == 422, tag
+
+
+def test_a_manager_without_a_region_sees_nothing(api: Api) -> None:
+    api.client.post("/customers", json=CUSTOMER, headers=api.admin)
+
+    response = api.client.get("/customers", headers=api.as_("manager", region=None))
+
+    assert response.status_code == 200
+    assert response.json()["data"] == []

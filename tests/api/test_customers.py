@@ -226,12 +226,14 @@ def test_an_unknown_or_invisible_customer_answers_404(api: Api) -> None:
 
 def test_marketing_sees_contact_data_only_with_consent(api: Api) -> None:
     address = email()
-    customer = register(api, email=address, phone="+86 138 0013 8001")
+    name = unique("Consenting")
+    customer = register(api, email=address, phone="+86 138 0013 8001", name=name)
     post(api, customer, "contacts", {"name": "Zhang Min", "email": email()})
     marketing = api.as_("marketing")
 
     hidden = document(api, customer, marketing)
-    listed = api.client.get("/customers", params={"q": address}, headers=marketing).json()
+    # Marketing searches by name: a search by address must not confirm a hidden one.
+    listed = api.client.get("/customers", params={"q": name}, headers=marketing).json()
 
     assert (hidden["email"], hidden["phone"]) == (None, None)
     assert hidden["contacts"][0]["email"] is None
@@ -240,7 +242,7 @@ def test_marketing_sees_contact_data_only_with_consent(api: Api) -> None:
     post(api, customer, "consents", {"channel": "email", "granted": True, "legal_basis": "consent"})
     shown = document(api, customer, marketing)
     listed = api.client.get(
-        "/customers", params={"q": address, "min_position": head(api)}, headers=marketing
+        "/customers", params={"q": name, "min_position": head(api)}, headers=marketing
     ).json()
 
     assert (shown["email"], shown["phone"]) == (address, None)
@@ -710,7 +712,12 @@ def test_a_current_if_match_lets_the_command_through(api: Api) -> None:
 def test_access_log_entries_are_stored_by_the_writer_without_a_query(api: Api) -> None:
     customer = register(api)
     auditor = api.as_("auditor")
-    api.client.get(f"/customers/{customer['id']}", headers=auditor)
+    read = api.client.get(
+        f"/customers/{customer['id']}",
+        params={"min_position": customer["position"]},
+        headers=auditor,
+    )
+    assert read.status_code == 200
 
     deadline = time.monotonic() + 5
     while True:
@@ -722,3 +729,36 @@ def test_access_log_entries_are_stored_by_the_writer_without_a_query(api: Api) -
             break
         assert time.monotonic() < deadline, "the access-log writer did not store the entry"
         time.sleep(0.02)
+
+
+def test_marketing_cannot_confirm_a_hidden_email_by_searching_for_it(api: Api) -> None:
+    address = f"{unique('hidden')}@example.com"
+    name = unique("Hidden Person")
+    customer = register(api, email=address, name=name)
+    marketing = api.as_("marketing")
+
+    by_email = api.client.get(
+        "/customers",
+        params={"q": address, "min_position": head(api)},
+        headers=marketing,
+    ).json()
+    by_name = api.client.get("/customers", params={"q": name}, headers=marketing).json()
+
+    assert by_email["data"] == []
+    assert [row["customer_id"] for row in by_name["data"]] == [customer["id"]]
+
+
+def test_a_taken_email_does_not_reveal_who_holds_it(api: Api) -> None:
+    address = f"{unique('taken')}@example.com"
+    register(api, email=address)
+
+    response = api.client.post(
+        "/customers",
+        json={"kind": "person", "name": "Other", "region": "east", "email": address},
+        headers=api.admin,
+    )
+
+    assert response.status_code == 409
+    body = response.json()
+    assert "existing_id" not in body
+    assert "another record" in body["detail"]

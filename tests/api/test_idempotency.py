@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import orjson
 import psycopg
 
 from tests.api.conftest import Api
@@ -118,8 +119,6 @@ def test_a_key_still_in_flight_answers_409(api: Api) -> None:
     # Another request holds the key: reserved with this request's exact fingerprint.
     from hashlib import sha256
 
-    import orjson
-
     body = orjson.dumps(CUSTOMER)
     fingerprint = sha256(b"\n".join([b"POST", b"/customers", b"", body])).hexdigest()
     assert store.reserve("admin", user_key, fingerprint).state == "new"
@@ -157,4 +156,22 @@ def test_a_nul_character_anywhere_in_a_request_is_422_and_writes_nothing(api: Ap
 
     assert in_body.status_code == in_query.status_code == 422
     assert in_body.headers["content-type"] == "application/problem+json"
+    assert api.crm.recorder.max_notification_id() == head
+
+
+def test_a_second_authorization_header_does_not_dodge_the_key(api: Api) -> None:
+    shared = key()
+    headers = [
+        ("Authorization", api.admin["Authorization"]),
+        ("Authorization", "Bearer junk"),
+        ("Idempotency-Key", shared["Idempotency-Key"]),
+        ("Content-Type", "application/json"),
+    ]
+    body = orjson.dumps(CUSTOMER)
+    first = api.client.post("/customers", content=body, headers=headers)
+    head = api.crm.recorder.max_notification_id()
+    repeat = api.client.post("/customers", content=body, headers=headers)
+
+    assert first.status_code == repeat.status_code == 201
+    assert repeat.headers.get("idempotent-replayed") == "true"
     assert api.crm.recorder.max_notification_id() == head

@@ -39,7 +39,19 @@ def test_text_with_a_nul_character_is_refused() -> None:
     from domain.shared import InvalidValue
     from domain.values import optional_text, required_text
 
-    with pytest.raises(InvalidValue, match="NUL"):
-        required_text("name", "Ac\x00me")
-    with pytest.raises(InvalidValue, match="NUL"):
-        optional_text("a\x00")
+    for bad in ("Ac\x00me", "a\ud800b"):
+        with pytest.raises(InvalidValue, match="UTF-8 text without NUL"):
+            required_text("name", bad)
+        with pytest.raises(InvalidValue, match="UTF-8 text without NUL"):
+            optional_text(bad)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_instants_outside_the_years_a_crm_records_are_refused(value: str) -> None:
+    from datetime import datetime
+
+    from domain.shared import InvalidValue
+    from domain.values import check_aware
+
+    with pytest.raises(InvalidValue, match="between the years"):
+        check_aware("occurred_at", datetime.fromisoformat(value))
