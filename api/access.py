@@ -16,7 +16,16 @@ from api.security import Principal, Role
 from projections.visibility import Visibility
 
 Resource = Literal[
-    "customers", "leads", "opportunities", "tickets", "analytics", "sla", "audit", "events"
+    "customers",
+    "leads",
+    "opportunities",
+    "tickets",
+    "tasks",
+    "analytics",
+    "pipeline",
+    "sla",
+    "audit",
+    "events",
 ]
 Action = Literal["read", "write"]
 
@@ -29,7 +38,9 @@ PERMISSIONS: dict[Role, dict[Resource, frozenset[Action]]] = {
         "leads": READ_WRITE,
         "opportunities": READ_WRITE,
         "tickets": READ_WRITE,
+        "tasks": READ_WRITE,
         "analytics": READ,
+        "pipeline": READ,
         "sla": READ,
         "audit": READ,
         "events": READ,
@@ -40,7 +51,9 @@ PERMISSIONS: dict[Role, dict[Resource, frozenset[Action]]] = {
         "leads": READ_WRITE,
         "opportunities": READ_WRITE,
         "tickets": READ_WRITE,
+        "tasks": READ_WRITE,
         "analytics": READ,
+        "pipeline": READ,
         "sla": READ,
     },
     # What they own; tickets of their customers read-only.
@@ -49,19 +62,29 @@ PERMISSIONS: dict[Role, dict[Resource, frozenset[Action]]] = {
         "leads": READ_WRITE,
         "opportunities": READ_WRITE,
         "tickets": READ,
+        "tasks": READ_WRITE,
+        "analytics": READ,
+        "pipeline": READ,
+    },
+    # Leads and campaign analytics (not deal-level pipeline figures); customers read-only,
+    # contact data only with consent.
+    "marketing": {
+        "customers": READ,
+        "leads": READ_WRITE,
+        "tasks": READ_WRITE,
         "analytics": READ,
     },
-    # Leads and campaign analytics; customers read-only, contact data only with consent.
-    "marketing": {"customers": READ, "leads": READ_WRITE, "analytics": READ},
     # Tickets; customer basics and contacts; no opportunities.
-    "service": {"customers": READ, "tickets": READ_WRITE, "sla": READ},
+    "service": {"customers": READ, "tickets": READ_WRITE, "tasks": READ_WRITE, "sla": READ},
     # Read-only everything, including the audit routes; no commands.
     "auditor": {
         "customers": READ,
         "leads": READ,
         "opportunities": READ,
         "tickets": READ,
+        "tasks": READ,
         "analytics": READ,
+        "pipeline": READ,
         "sla": READ,
         "audit": READ,
         "events": READ,
@@ -76,15 +99,21 @@ def permits(user: Principal, resource: Resource, action: Action) -> bool:
 
 def visibility(user: Principal, resource: Resource) -> Visibility:
     """The records of `resource` this user may see and act on."""
+    if resource == "tasks":
+        # Work is personal: everyone but admins and auditors sees the tasks assigned to them
+        # or to their team (Principal.team); a manager's region does not widen that.
+        if user.role in ("admin", "auditor"):
+            return Visibility()
+        return Visibility(assignee_or_team=(user.username, user.team))
     if user.role == "manager":
-        # A manager without a region sees nothing rather than everything.
-        return Visibility(region=user.region or "\x00no-region")
+        # A manager without a region sees nothing rather than everything ("" is no region).
+        return Visibility(region=user.region or "")
     if user.role == "sales":
         if resource == "leads":
             return Visibility(owner=user.username, or_unassigned_in_region=user.region)
         if resource == "tickets":
             return Visibility(customer_owner=user.username)
-        if resource == "analytics":
+        if resource in ("analytics", "pipeline"):
             return Visibility(owner=user.username)
         return Visibility(owner=user.username)
     return Visibility()
@@ -118,3 +147,8 @@ def redact_customer(user: Principal, document: dict[str, Any]) -> dict[str, Any]
         if "counts" in redacted:
             redacted["counts"] = counts
     return redacted
+
+
+def searches_contact_data(user: Principal) -> bool:
+    """Whether a search by email or phone may match for this user (not for consent-bound roles)."""
+    return user.role != "marketing"

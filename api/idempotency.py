@@ -102,7 +102,8 @@ class IdempotencyMiddleware:
             await _in_thread(self.store.release, username, key)
             raise
         status = captured["status"]
-        if status >= 500 or status in NOT_KEPT:
+        executed = any(k.lower() == b"x-position" for k, _ in captured["headers"])
+        if (status >= 500 and not executed) or status in NOT_KEPT:
             await _in_thread(self.store.release, username, key)
             return
         kept_headers = {

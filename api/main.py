@@ -19,6 +19,7 @@ from api.routes import (
     metrics,
     opportunities,
     sla,
+    tasks,
     tickets,
 )
 from api.services import ApiServices
@@ -41,6 +42,7 @@ ROUTERS = (
     leads,
     opportunities,
     tickets,
+    tasks,
     analytics,
     sla,
     audit,

@@ -13,6 +13,7 @@ from projections.lead_queue import LeadQueueView
 from projections.pipeline_forecast import PipelineForecastView
 from projections.sales_funnel import SalesFunnelView
 from projections.sla_board import SlaBoardView
+from projections.task_list import TaskListView
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ReadModels:
     funnel: SalesFunnelView
     forecast: PipelineForecastView
     sla: SlaBoardView
+    tasks: TaskListView
 
 
 @dataclass

@@ -29,6 +29,7 @@ from projections.lead_queue import LeadQueueView
 from projections.pipeline_forecast import PipelineForecastView
 from projections.sales_funnel import SalesFunnelView
 from projections.sla_board import SlaBoardView
+from projections.task_list import TaskListView
 
 
 def crm_config(settings: Settings) -> CRMConfig:
@@ -134,6 +135,7 @@ def api_services(
             funnel=SalesFunnelView(datastore),
             forecast=PipelineForecastView(datastore),
             sla=SlaBoardView(datastore),
+            tasks=TaskListView(datastore),
         ),
         users=UserStore(datastore),
         tokens=TokenService(

@@ -10,6 +10,7 @@ from projections.pipeline_forecast import PipelineForecastProjection, PipelineFo
 from projections.readmodel import ReadModelProjection, ReadModelView
 from projections.sales_funnel import SalesFunnelProjection, SalesFunnelView
 from projections.sla_board import SlaBoardProjection, SlaBoardView
+from projections.task_list import TaskListProjection, TaskListView
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ READ_MODELS: tuple[ReadModelSpec, ...] = (
     ReadModelSpec(SalesFunnelView, SalesFunnelProjection),
     ReadModelSpec(PipelineForecastView, PipelineForecastProjection),
     ReadModelSpec(Customer360View, Customer360Projection),
+    ReadModelSpec(TaskListView, TaskListProjection),
 )
 
 

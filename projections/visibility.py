@@ -24,12 +24,15 @@ class Visibility:
     - `owner`: only records this user owns...
     - `or_unassigned_in_region`: ...or, with this region, unowned records of it (leads).
     - `customer_owner`: only records whose customer this user owns (tickets of sales users).
+    - `assignee_or_team`: (user, team): only records assigned to this user, or to this team
+      when it is not None (tasks).
     """
 
     region: str | None = None
     owner: str | None = None
     or_unassigned_in_region: str | None = None
     customer_owner: str | None = None
+    assignee_or_team: tuple[str, str | None] | None = None
 
     @property
     def unrestricted(self) -> bool:
@@ -41,8 +44,14 @@ class Visibility:
         region: str | None = None,
         owner: str | None = None,
         customer_owner: str | None = None,
+        assignee: str | None = None,
+        team: str | None = None,
     ) -> bool:
         """Whether one record with these facts is visible (for reads and commands by id)."""
+        if self.assignee_or_team is not None:
+            user, users_team = self.assignee_or_team
+            if assignee != user and (users_team is None or team != users_team):
+                return False
         if self.region is not None and region != self.region:
             return False
         if self.owner is not None and owner != self.owner:
@@ -61,14 +70,29 @@ class Visibility:
         region: str | None = None,
         owner: str | None = None,
         customer_id: str | None = None,
+        assignee: str | None = None,
+        team: str | None = None,
     ) -> tuple[list[Composed | SQL], list[Any]]:
         """SQL conditions (and their parameters) over a listing's columns.
 
         Pass the listing's column names: `region` and `owner` when it has them, `customer_id`
-        when region or owner must be looked up on the record's customer instead.
+        when region or owner must be looked up on the record's customer instead, `assignee`
+        and `team` for work handed to a person or a team (tasks).
         """
         where: list[Composed | SQL] = []
         params: list[Any] = []
+        if self.assignee_or_team is not None:
+            if assignee is None or team is None:
+                raise ValueError("this listing cannot be restricted to an assignee or team")
+            user, users_team = self.assignee_or_team
+            if users_team is None:
+                where.append(SQL("{} = %s").format(Identifier(assignee)))
+                params.append(user)
+            else:
+                where.append(
+                    SQL("({} = %s OR {} = %s)").format(Identifier(assignee), Identifier(team))
+                )
+                params.extend([user, users_team])
         if self.region is not None:
             if region is not None:
                 where.append(SQL("{} = %s").format(Identifier(region)))

@@ -24,6 +24,8 @@ from projections.visibility import Visibility
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 Readable = Annotated[Visibility, allow("analytics", "read")]
+# Deal-level figures (each deal's owner and amount, the forecast): for roles that see deals.
+PipelineReadable = Annotated[Visibility, allow("pipeline", "read")]
 
 PERIOD_PATTERN = r"^(19|2\d)\d{2}-(0[1-9]|1[0-2]|W(0[1-9]|[1-4]\d|5[0-3]))$"
 PeriodParam = Annotated[
@@ -229,7 +231,7 @@ class StalledDealsPublic(BaseModel):
 def list_stalled_deals(
     read_models: ReadModelsDep,
     crm: CRMDep,
-    visible: Readable,
+    visible: PipelineReadable,
     owner: Filter = None,
     region: Filter = None,
     limit: Limit = 50,
@@ -301,7 +303,7 @@ class ForecastPublic(BaseModel):
 def read_forecast(
     read_models: ReadModelsDep,
     crm: CRMDep,
-    visible: Readable,
+    visible: PipelineReadable,
     owner: Filter = None,
     region: Filter = None,
     from_month: Annotated[

@@ -8,6 +8,7 @@ reconnect and resume), after `max_events`, or when the client goes away.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Annotated
@@ -54,7 +55,7 @@ EXAMPLE = (
     response_class=EventStreamResponse,
     response_model=None,
     responses={
-        **problems(401, 403, 422),
+        **problems(401, 403, 422, 503),
         200: {
             "description": "Server-Sent Events, one per committed event, in position order.",
             "content": {"text/event-stream": {"schema": {"type": "string"}, "example": EXAMPLE}},
@@ -100,12 +101,34 @@ def stream_events(
         after = max(from_position - 1, 0)
     else:
         after = head(crm.recorder)
-    record_access("events.stream", "event_log", None, after=after, type=event_type)
+    # Each open stream holds a threadpool worker while it waits: cap them, so streams can
+    # never starve the other routes of threads.
+    if not OPEN_STREAMS.acquire(blocking=False):
+        raise HTTPException(
+            503, "Too many open event streams; retry later", headers={"Retry-After": "5"}
+        )
+    try:
+        record_access("events.stream", "event_log", None, after=after, type=event_type)
+    except BaseException:
+        OPEN_STREAMS.release()
+        raise
     where = LogFilter(type_prefix=event_type)
     return EventStreamResponse(
-        _follow(crm, after, where, max_events, idle_timeout),
+        _counted(_follow(crm, after, where, max_events, idle_timeout)),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+MAX_OPEN_STREAMS = 16  # of the threadpool's 40 workers
+OPEN_STREAMS = threading.BoundedSemaphore(MAX_OPEN_STREAMS)
+
+
+def _counted(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """`stream`, giving its slot back when it ends or the client goes away."""
+    try:
+        yield from stream
+    finally:
+        OPEN_STREAMS.release()
 
 
 def _follow(

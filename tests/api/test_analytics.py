@@ -129,10 +129,18 @@ def test_funnel_requests_with_a_bad_period_are_422(api: Api) -> None:
 
 def test_analytics_need_a_token_and_a_role_that_may_read_them(api: Api) -> None:
     service = api.as_("service")
+    marketing = api.as_("marketing")
     for path in ("/analytics/funnel", "/analytics/funnel/stalled", "/analytics/forecast"):
         assert api.client.get(path).status_code == 401, path
         assert api.client.get(path, headers=service).status_code == 403, path
-        assert api.client.get(path, headers=api.as_("marketing")).status_code == 200, path
+    assert api.client.get("/analytics/funnel", headers=marketing).status_code == 200
+
+
+def test_marketing_sees_campaign_funnels_but_no_deal_level_figures(api: Api) -> None:
+    marketing = api.as_("marketing")
+    for path in ("/analytics/funnel/stalled", "/analytics/forecast"):
+        assert api.client.get(path, headers=marketing).status_code == 403, path
+        assert api.client.get(path, headers=api.as_("sales")).status_code == 200, path
 
 
 def test_stalled_deals_are_those_past_their_stage_threshold_as_each_user_may_see(

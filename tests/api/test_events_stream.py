@@ -143,3 +143,28 @@ def test_opening_a_stream_is_written_to_the_access_log(api: Api) -> None:
     entries = api.client.get("/audit/access", headers=api.admin).json()["data"]
 
     assert any(e["action"] == "events.stream" and e["username"] == "auditor" for e in entries)
+
+
+def test_streams_beyond_the_cap_are_refused_with_503_and_slots_come_back(api: Api) -> None:
+    from api.routes import events
+
+    taken = 0
+    while events.OPEN_STREAMS.acquire(blocking=False):  # fill every slot
+        taken += 1
+    try:
+        refused = api.client.get(
+            "/events/stream", params={"max_events": 0, "idle_timeout": 0}, headers=api.admin
+        )
+    finally:
+        for _ in range(taken):
+            events.OPEN_STREAMS.release()
+    served = api.client.get(
+        "/events/stream", params={"max_events": 0, "idle_timeout": 0}, headers=api.admin
+    )
+
+    assert taken == events.MAX_OPEN_STREAMS
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "5"
+    assert served.status_code == 200
+    assert events.OPEN_STREAMS.acquire(blocking=False)  # the served stream gave its slot back
+    events.OPEN_STREAMS.release()

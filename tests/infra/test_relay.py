@@ -58,6 +58,22 @@ class Crash(BaseException):
     """The process dies here (not an error the relay could handle)."""
 
 
+def require_atomic_batches(nats_url: str) -> None:
+    """Batches need nats-server >= 2.12 (the embedded one is); older ones get single messages."""
+
+    async def version() -> tuple[int, int]:
+        nc = await nats.connect(nats_url)
+        try:
+            found = nc.connected_server_version
+            return (found.major, found.minor)
+        finally:
+            await nc.close()
+
+    found = asyncio.run(version())
+    if found < (2, 12):
+        service_unavailable(f"nats-server {found} has no atomic batch publish (needs 2.12)")
+
+
 def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -213,6 +229,7 @@ def test_a_crash_in_the_middle_of_a_batch_stores_none_of_it_and_each_event_arriv
     config: RelayConfig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    require_atomic_batches(nats_url)
     for n in range(30):
         register(crm, n)
 
