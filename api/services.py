@@ -9,6 +9,7 @@ from api.ports import AccessLog, IdempotencyStore, UserDirectory
 from api.security import TokenService
 from domain.application import CRM
 from projections.customer_360 import Customer360View
+from projections.handoffs import HandoffsView
 from projections.lead_queue import LeadQueueView
 from projections.pipeline_forecast import PipelineForecastView
 from projections.sales_funnel import SalesFunnelView
@@ -38,6 +39,7 @@ class ReadModels:
     forecast: PipelineForecastView
     sla: SlaBoardView
     tasks: TaskListView
+    handoffs: HandoffsView
 
 
 @dataclass

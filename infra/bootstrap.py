@@ -25,6 +25,7 @@ from infra.services.status import describe
 from infra.settings import Settings
 from infra.users import UserStore
 from projections.customer_360 import Customer360View
+from projections.handoffs import HandoffsView
 from projections.lead_queue import LeadQueueView
 from projections.pipeline_forecast import PipelineForecastView
 from projections.sales_funnel import SalesFunnelView
@@ -136,6 +137,7 @@ def api_services(
             forecast=PipelineForecastView(datastore),
             sla=SlaBoardView(datastore),
             tasks=TaskListView(datastore),
+            handoffs=HandoffsView(datastore),
         ),
         users=UserStore(datastore),
         tokens=TokenService(

@@ -5,6 +5,8 @@ events go into the CRM's own events table together with its row in `crm_saga_tra
 transaction (the library's `PostgresProcessRecorder`, pointed at the CRM's tables). A crash before
 the commit leaves neither; a second instance that processed the same event fails on the tracking
 row and rolls back. One worker per saga leads (advisory lock), the others stand by.
+Durable timers are rows in `crm_saga_timers`, planned in the reaction's transaction and fired
+(once, row locked) in a transaction that also saves the firing's events.
 See docs/adr/0011-sagas-exactly-once.md.
 """
 
@@ -13,40 +15,46 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent, Tracking
 from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresProcessRecorder,
     PostgresTrackingRecorder,
 )
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import CRM
 from domain.shared import DomainEvent, FixedClock, command_context
 from infra.projections import wake_listeners
-from sagas.base import Saga
+from sagas.base import Saga, Timer, TimerPlan
 from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
 from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
 from sagas.lead_conversion import ConversionRules, LeadConversionSaga
 from sagas.lead_routing import LeadRoutingSaga
 from sagas.routing import RoutingRules
+from sagas.sla_escalation import SlaEscalationRules, SlaEscalationSaga
 
 logger = logging.getLogger(__name__)
 
 TRACKING_TABLE = "crm_saga_tracking"
+TIMERS_TABLE = "crm_saga_timers"
 MIN_BACKOFF = 0.5
 
 
 class SagaSettings(BaseSettings):
     """Configuration of the sagas, each a JSON env var: `CRM_LEAD_ROUTING` (routing rules),
     `CRM_LEAD_CONVERSION` (auto-converting channels), `CRM_DEAL_WON_ONBOARDING` (onboarding
-    team, tier thresholds per currency), `CRM_KEY_ACCOUNT_ALERT` (sales team, CSAT threshold)."""
+    team, tier thresholds per currency), `CRM_KEY_ACCOUNT_ALERT` (sales team, CSAT threshold),
+    `CRM_SLA_ESCALATION` (service team, team leads per team, sales team)."""
 
     model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
 
@@ -54,6 +62,7 @@ class SagaSettings(BaseSettings):
     lead_conversion: ConversionRules = ConversionRules()
     deal_won_onboarding: OnboardingRules = OnboardingRules()
     key_account_alert: KeyAccountRules = KeyAccountRules()
+    sla_escalation: SlaEscalationRules = SlaEscalationRules()
 
 
 def build_sagas(crm: CRM, settings: SagaSettings | None = None) -> list[Saga]:
@@ -65,12 +74,64 @@ def build_sagas(crm: CRM, settings: SagaSettings | None = None) -> list[Saga]:
         LeadConversionSaga(settings.lead_conversion, crm.config.phone_region),
         DealWonOnboardingSaga(settings.deal_won_onboarding, policy, calendar),
         KeyAccountAlertSaga(settings.key_account_alert, calendar),
+        SlaEscalationSaga(settings.sla_escalation, calendar),
     ]
 
 
+TIMERS_DDL = (
+    """CREATE TABLE IF NOT EXISTS {timers} (
+        timer_id uuid PRIMARY KEY,
+        saga text NOT NULL,
+        subject_id uuid NOT NULL,
+        kind text NOT NULL,
+        fire_at timestamptz NOT NULL,
+        deadline timestamptz NOT NULL,
+        cause_id uuid NOT NULL,
+        correlation_id uuid NOT NULL,
+        fired_at timestamptz,
+        cancelled_at timestamptz)""",
+    """CREATE INDEX IF NOT EXISTS {pending} ON {timers} (saga, fire_at)
+        WHERE fired_at IS NULL AND cancelled_at IS NULL""",
+    "CREATE INDEX IF NOT EXISTS {subjects} ON {timers} (saga, subject_id)",
+)
+
+
 def create_saga_schema(datastore: PostgresDatastore) -> None:
-    """Create the sagas' tracking table (`crm migrate`; workers never create tables)."""
+    """Create the sagas' tracking and timers tables (`crm migrate`; workers never create tables)."""
     PostgresTrackingRecorder(datastore, tracking_table_name=TRACKING_TABLE).create_table()
+    names = {
+        "timers": Identifier(TIMERS_TABLE),
+        "pending": Identifier(f"{TIMERS_TABLE}_pending"),
+        "subjects": Identifier(f"{TIMERS_TABLE}_subjects"),
+    }
+    with datastore.transaction(commit=True) as curs:
+        for statement in TIMERS_DDL:
+            curs.execute(SQL(statement).format(**names))
+
+
+CANCEL_OTHER_TIMERS = SQL(
+    "UPDATE {} SET cancelled_at = %(at)s WHERE saga = %(saga)s AND subject_id = %(subject)s "
+    "AND fired_at IS NULL AND cancelled_at IS NULL AND NOT (timer_id = ANY(%(keep)s))"
+).format(Identifier(TIMERS_TABLE))
+# A planned timer that already fired stays fired; one cancelled earlier is pending again.
+SCHEDULE_TIMER = SQL(
+    "INSERT INTO {0} (timer_id, saga, subject_id, kind, fire_at, deadline, cause_id, "
+    "correlation_id) VALUES (%(timer_id)s, %(saga)s, %(subject_id)s, %(kind)s, %(fire_at)s, "
+    "%(deadline)s, %(cause_id)s, %(correlation_id)s) ON CONFLICT (timer_id) DO UPDATE SET "
+    "cancelled_at = NULL WHERE {0}.fired_at IS NULL"
+).format(Identifier(TIMERS_TABLE))
+LOCK_DUE_TIMER = SQL(
+    "SELECT * FROM {} WHERE saga = %(saga)s AND fire_at <= %(now)s AND fired_at IS NULL "
+    "AND cancelled_at IS NULL AND NOT (timer_id = ANY(%(skip)s)) "
+    "ORDER BY fire_at, timer_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+).format(Identifier(TIMERS_TABLE))
+MARK_FIRED = SQL("UPDATE {} SET fired_at = %(at)s WHERE timer_id = %(timer_id)s").format(
+    Identifier(TIMERS_TABLE)
+)
+NEXT_FIRE_AT = SQL(
+    "SELECT min(fire_at) AS at FROM {} WHERE saga = %s AND fired_at IS NULL "
+    "AND cancelled_at IS NULL"
+).format(Identifier(TIMERS_TABLE))
 
 
 class SagaRecorder(PostgresProcessRecorder):
@@ -78,8 +139,71 @@ class SagaRecorder(PostgresProcessRecorder):
 
     It saves with the library's transaction (tracking row, table lock, NOTIFY, insert), not the
     CRM's one-statement function, so the tracking row joins the same transaction; readers keep
-    their guarantee because the table lock is taken all the same.
+    their guarantee because the table lock is taken all the same. Timer plans (`timer_plans`,
+    `saga`, `at` keyword arguments) are written in that transaction too.
     """
+
+    def _insert_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        plans: Sequence[TimerPlan] = kwargs.get("timer_plans", ())
+        for plan in plans:
+            keep = [timer.timer_id for timer in plan.timers]
+            curs.execute(
+                CANCEL_OTHER_TIMERS,
+                {
+                    "at": kwargs["at"],
+                    "saga": kwargs["saga"],
+                    "subject": plan.subject_id,
+                    "keep": keep,
+                },
+            )
+            for timer in plan.timers:
+                curs.execute(SCHEDULE_TIMER, {"saga": kwargs["saga"], **timer_row(timer)})
+
+    def fire_one(
+        self,
+        saga: str,
+        at: datetime,
+        skip: Sequence[UUID],
+        decide: Callable[[Timer], Sequence[StoredEvent]],
+    ) -> Timer | None:
+        """Lock the earliest due timer of `saga` (skipping locked ones), save the events
+        `decide(timer)` returns and mark it fired, all in one transaction; None when none is due."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            row = conn.execute(
+                LOCK_DUE_TIMER, {"saga": saga, "now": at, "skip": list(skip)}
+            ).fetchone()
+            if row is None:
+                return None
+            fields = {field: row[field] for field in Timer.__dataclass_fields__}
+            for instant in ("fire_at", "deadline"):  # in UTC, whatever the session's time zone
+                fields[instant] = fields[instant].astimezone(UTC)
+            timer = Timer(**fields)
+            try:
+                stored_events = decide(timer)
+                with conn.cursor() as curs:
+                    if stored_events:
+                        self._insert_stored_events(curs, stored_events)
+                    curs.execute(MARK_FIRED, {"at": at, "timer_id": timer.timer_id})
+            except Exception as error:  # e.g. a race on the ticket: rolled back, tried again later
+                raise TimerFailed(timer.timer_id, error) from error
+            return timer
+
+    def next_fire_at(self, saga: str) -> datetime | None:
+        """When the saga's earliest pending timer is due (None: no timer pending)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(NEXT_FIRE_AT, (saga,)).fetchone()
+        return row["at"] if row else None
+
+
+class TimerFailed(Exception):
+    """Firing a timer failed; its transaction was rolled back and it stays pending."""
+
+
+def timer_row(timer: Timer) -> dict[str, Any]:
+    return {field: getattr(timer, field) for field in Timer.__dataclass_fields__}
 
 
 def topics(event_types: Sequence[type[DomainEvent]]) -> list[str]:
@@ -163,11 +287,49 @@ class SagaRunner:
             clock=FixedClock(self.crm.clock.now()),  # one instant for the whole reaction
         ):
             changed = self.saga.react(cause, self.crm.commands)
+            plans = self.saga.plan_timers(cause, self.crm.commands)
         new_events = [event for aggregate in changed for event in aggregate.collect_events()]
         self.recorder.insert_events(
             [self.crm.mapper.to_stored_event(event) for event in new_events],
             tracking=Tracking(self.saga.name, notification.id),
+            timer_plans=plans,
+            saga=self.saga.name,
+            at=self.crm.clock.now(),
         )
+
+    def fire_due_timers(self) -> int:
+        """Fire every timer of this saga due by the CRM's clock, each once; returns how many
+        fired. A timer whose firing fails stays pending (logged) and is tried on the next call."""
+        fired, failed = 0, list[UUID]()
+        while True:
+            at = self.crm.clock.now()
+            try:
+                timer = self.recorder.fire_one(self.saga.name, at, failed, self._fire)
+            except TimerFailed as error:
+                logger.warning("saga %s timer %s failed: %r", self.saga.name, *error.args)
+                failed.append(error.args[0])
+                continue
+            if timer is None:
+                return fired
+            fired += 1
+
+    def _fire(self, timer: Timer) -> list[StoredEvent]:
+        with command_context(
+            actor=self.saga.actor,
+            correlation_id=timer.correlation_id,
+            causation_id=timer.cause_id,
+            clock=FixedClock(self.crm.clock.now()),
+        ):
+            changed = self.saga.fire(timer, self.crm.commands)
+        new_events = [event for aggregate in changed for event in aggregate.collect_events()]
+        return [self.crm.mapper.to_stored_event(event) for event in new_events]
+
+    def seconds_to_next_timer(self, longest: float) -> float:
+        """How long the worker may sleep before a timer is due (at most `longest`)."""
+        at = self.recorder.next_fire_at(self.saga.name)
+        if at is None:
+            return longest
+        return min(longest, max(0.0, (at - self.crm.clock.now()).total_seconds()))
 
 
 def lock_key(name: str) -> int:
@@ -249,8 +411,12 @@ class SagaWorker(threading.Thread):
             while not self.stopping.is_set():
                 leadership.execute("SELECT 1")  # the lock lives as long as this session
                 self.runner.catch_up()
+                wait = 1.0
+                if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
+                    self.runner.fire_due_timers()
+                    wait = self.runner.seconds_to_next_timer(longest=wait)
                 self.state, self.error, self.backoff = "running", None, MIN_BACKOFF
-                for _ in listener.notifies(timeout=1.0, stop_after=1):
+                for _ in listener.notifies(timeout=wait, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
 
 

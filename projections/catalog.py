@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.customer_360 import Customer360Projection, Customer360View
+from projections.handoffs import HandoffsProjection, HandoffsView
 from projections.lead_queue import LeadQueueProjection, LeadQueueView
 from projections.pipeline_forecast import PipelineForecastProjection, PipelineForecastView
 from projections.readmodel import ReadModelProjection, ReadModelView
@@ -32,6 +33,7 @@ READ_MODELS: tuple[ReadModelSpec, ...] = (
     ReadModelSpec(PipelineForecastView, PipelineForecastProjection),
     ReadModelSpec(Customer360View, Customer360Projection),
     ReadModelSpec(TaskListView, TaskListProjection),
+    ReadModelSpec(HandoffsView, HandoffsProjection),
 )
 
 

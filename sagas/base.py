@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -25,12 +27,35 @@ class Records(Protocol):
     def exists(self, record_id: UUID) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Timer:
+    """A durable wake-up a saga asked for: `kind` about `subject_id`, at `fire_at`, watching
+    `deadline`; its effects name `cause_id` (the event that scheduled it) as their cause."""
+
+    timer_id: UUID
+    subject_id: UUID
+    kind: str
+    fire_at: datetime
+    deadline: datetime
+    cause_id: UUID
+    correlation_id: UUID
+
+
+@dataclass(frozen=True)
+class TimerPlan:
+    """From now on, the pending timers of `subject_id` are exactly `timers` (others cancelled)."""
+
+    subject_id: UUID
+    timers: tuple[Timer, ...] = ()
+
+
 class Saga(ABC):
     """Reacts to CRM events with commands on aggregates; the runtime saves their events together
     with the saga's position, under the actor `saga:<name>` and the cause's event id."""
 
     name: ClassVar[str]
     reacts_to: ClassVar[tuple[type[DomainEvent], ...]]
+    has_timers: ClassVar[bool] = False  # plans durable timers (plan_timers) and fires them
 
     @property
     def actor(self) -> str:
@@ -40,6 +65,29 @@ class Saga(ABC):
         """The id of the record this saga creates for `purpose` because of `cause`: the same on
         every replay, so a cause handled twice can never create a second record."""
         return uuid5(SAGA_NAMESPACE, f"{self.name}/{cause.event_id}/{purpose}")
+
+    def timer(
+        self, cause: DomainEvent, subject_id: UUID, kind: str, fire_at: datetime, deadline: datetime
+    ) -> Timer:
+        """A timer with a stable id (saga / subject / kind / deadline), caused by `cause`."""
+        key = f"{self.name}/{subject_id}/{kind}/{deadline.isoformat()}"
+        return Timer(
+            timer_id=uuid5(SAGA_NAMESPACE, key),
+            subject_id=subject_id,
+            kind=kind,
+            fire_at=fire_at,
+            deadline=deadline,
+            cause_id=cause.event_id,
+            correlation_id=cause.correlation_id,
+        )
+
+    def plan_timers(self, event: DomainEvent, records: Records) -> Sequence[TimerPlan]:
+        """The timers `event` (re)schedules or cancels; saved with the reaction. None by default."""
+        return ()
+
+    def fire(self, timer: Timer, records: Records) -> Sequence[Aggregate]:
+        """The aggregates a due timer changes (its cause and the saga stamped, nothing saved)."""
+        return ()
 
     @abstractmethod
     def react(self, event: DomainEvent, records: Records) -> Sequence[Aggregate]:

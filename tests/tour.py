@@ -12,6 +12,7 @@ from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
 from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
 from sagas.lead_routing import LeadRoutingSaga
 from sagas.routing import RoutingRules, SalesUser, Territory
+from sagas.sla_escalation import SlaEscalationRules, SlaEscalationSaga
 
 ROUTING = RoutingRules(
     version=1,
@@ -143,4 +144,10 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     SagaRunner(onboarding, crm).catch_up()  # the won deal: its ticket, task and won total
     key_accounts = KeyAccountAlertSaga(KeyAccountRules(), crm.config.calendar)
     SagaRunner(key_accounts, crm).catch_up()  # acme's deals, and an alert for the reopened ticket
-    return [acme, dup, lead, deal, ticket, task, dropped, routed]
+
+    late = crm.open_ticket(customer_id=acme, channel="phone", subject="Line down", priority="P3").id
+    sla = SagaRunner(SlaEscalationSaga(SlaEscalationRules(), crm.config.calendar), crm)
+    sla.catch_up()  # every ticket's SLA timers
+    clock.advance(days=7)
+    sla.fire_due_timers()  # the late ticket: warned, breached, escalated, two tasks per breach
+    return [acme, dup, lead, deal, ticket, task, dropped, routed, late]

@@ -7,8 +7,9 @@ restarting it (resume, reopen) pushes the due times back by the business time it
 Once given, the first response's due time is settled and no longer moves. Due times and whether
 they were met are decided by the commands and stored in the events, so a replay never needs the
 policy or the calendar. Repeating a command whose outcome already holds records nothing (waiting,
-resolving, closing, reopening an open ticket, the same assignee, level or priority); rating twice
-is refused.
+resolving, closing, reopening an open ticket, the same assignee, level or priority, the same SLA
+warning or breach); rating twice is refused. SLA warnings and breaches are recorded (by the SLA
+escalation saga), one per measure and due time, only on an active ticket.
 """
 
 from domain.ticket.aggregate import Ticket
@@ -17,6 +18,7 @@ from domain.ticket.events import (
     LEGACY_SLA_POLICY_VERSION,
     Channel,
     SlaClockRestarted,
+    SlaMeasure,
     TicketAssigned,
     TicketClosed,
     TicketEscalated,
@@ -29,6 +31,8 @@ from domain.ticket.events import (
     TicketReopened,
     TicketResolved,
     TicketResumed,
+    TicketSlaAtRisk,
+    TicketSlaBreached,
     TicketStatus,
 )
 from domain.ticket.rules import (
@@ -73,6 +77,7 @@ __all__ = [
     "EscalationLevelOutOfRange",
     "InvalidTicketValue",
     "SlaClockRestarted",
+    "SlaMeasure",
     "Ticket",
     "TicketAlreadyRated",
     "TicketAssigned",
@@ -93,6 +98,8 @@ __all__ = [
     "TicketResolved",
     "TicketResumed",
     "TicketRuleBroken",
+    "TicketSlaAtRisk",
+    "TicketSlaBreached",
     "TicketStatus",
     "check_active",
     "check_choice",

@@ -6,10 +6,13 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
+from pydantic import Field
+
 from domain.shared import Aggregate, now
 from domain.sla import ZERO, BusinessCalendar, Priority, SlaPolicy
 from domain.ticket.events import (
     Channel,
+    SlaMeasure,
     TicketAssigned,
     TicketClosed,
     TicketEscalated,
@@ -21,6 +24,8 @@ from domain.ticket.events import (
     TicketReopened,
     TicketResolved,
     TicketResumed,
+    TicketSlaAtRisk,
+    TicketSlaBreached,
     TicketStatus,
 )
 from domain.ticket.rules import (
@@ -65,6 +70,8 @@ class Ticket(Aggregate):
     resolution: str | None = None
     resolution_met: bool | None = None
     csat_score: int | None = None
+    sla_at_risk: dict[SlaMeasure, datetime] = Field(default_factory=dict)  # measure -> due warned
+    sla_breached: dict[SlaMeasure, datetime] = Field(default_factory=dict)  # measure -> due missed
 
     @classmethod
     def open(
@@ -125,6 +132,20 @@ class Ticket(Aggregate):
         check_not_de_escalated(self, level)
         if level != self.escalation_level:
             self._trigger(TicketEscalated, level=level, reason=reason)
+
+    def flag_sla_at_risk(self, measure: SlaMeasure | str, due: datetime) -> None:
+        """Record that the `measure` due at `due` is at risk (once per due time)."""
+        measure = check_choice(self.id, "measure", SlaMeasure, measure)
+        check_active(self)
+        if self.sla_at_risk.get(measure) != due:
+            self._trigger(TicketSlaAtRisk, measure=measure, due=due)
+
+    def record_sla_breach(self, measure: SlaMeasure | str, due: datetime) -> None:
+        """Record that the `measure` due at `due` was missed (once per due time)."""
+        measure = check_choice(self.id, "measure", SlaMeasure, measure)
+        check_active(self)
+        if self.sla_breached.get(measure) != due:
+            self._trigger(TicketSlaBreached, measure=measure, due=due)
 
     def change_priority(
         self, priority: Priority | str, policy: SlaPolicy, calendar: BusinessCalendar

@@ -37,6 +37,13 @@ class TicketStatus(StrEnum):
     CLOSED = "closed"
 
 
+class SlaMeasure(StrEnum):
+    """Which of a ticket's SLA due times: the first response or the resolution."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
 class TicketEvent(DomainEvent):
     """Base of the ticket's events."""
 
@@ -135,6 +142,30 @@ class TicketEscalated(TicketEvent):
 
     def apply(self, aggregate: Ticket) -> None:
         aggregate.escalation_level = self.level
+
+
+class TicketSlaAtRisk(TicketEvent):
+    """75 % of an SLA target's business time has passed and the target is not met yet."""
+
+    TYPE: ClassVar[str] = "crm.ticket.sla_at_risk"
+
+    measure: SlaMeasure
+    due: datetime
+
+    def apply(self, aggregate: Ticket) -> None:
+        aggregate.sla_at_risk[self.measure] = self.due
+
+
+class TicketSlaBreached(TicketEvent):
+    """An SLA due time passed with the SLA clock running and the target not met."""
+
+    TYPE: ClassVar[str] = "crm.ticket.sla_breached"
+
+    measure: SlaMeasure
+    due: datetime
+
+    def apply(self, aggregate: Ticket) -> None:
+        aggregate.sla_breached[self.measure] = self.due
 
 
 class TicketPriorityChanged(TicketEvent):

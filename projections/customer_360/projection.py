@@ -52,6 +52,8 @@ from domain.ticket import (
     TicketReopened,
     TicketResolved,
     TicketResumed,
+    TicketSlaAtRisk,
+    TicketSlaBreached,
     TicketStatus,
 )
 from projections.customer_360.view import EVENT_COLUMNS
@@ -300,7 +302,14 @@ class Customer360Projection(ReadModelProjection):
     def ticket_rated(self, curs: Cursor[DictRow], event: TicketRated) -> None:
         change_child(self.view, curs, event, self.position, "tickets", csat=event.score)
 
-    @handles(TicketAssigned, TicketFirstResponded, TicketEscalated, TicketPriorityChanged)
+    @handles(
+        TicketAssigned,
+        TicketFirstResponded,
+        TicketEscalated,
+        TicketPriorityChanged,
+        TicketSlaAtRisk,
+        TicketSlaBreached,
+    )
     def ticket_worked(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
         change_child(self.view, curs, event, self.position, "tickets")
 

@@ -54,6 +54,8 @@ from domain.ticket import (
     TicketReopened,
     TicketResolved,
     TicketResumed,
+    TicketSlaAtRisk,
+    TicketSlaBreached,
     TicketStatus,
 )
 from projections.bulk import BulkRebuild
@@ -247,7 +249,14 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
     def ticket_rated(self, event: TicketRated) -> None:
         self._change_child(event, "tickets", csat=event.score)
 
-    @handles(TicketAssigned, TicketFirstResponded, TicketEscalated, TicketPriorityChanged)
+    @handles(
+        TicketAssigned,
+        TicketFirstResponded,
+        TicketEscalated,
+        TicketPriorityChanged,
+        TicketSlaAtRisk,
+        TicketSlaBreached,
+    )
     def ticket_worked(self, event: DomainEvent) -> None:
         self._change_child(event, "tickets")
 

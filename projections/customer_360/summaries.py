@@ -38,6 +38,8 @@ DETAILS = {
     "crm.ticket.priority_changed": "to {priority}",
     "crm.ticket.resolved": "{resolution}",
     "crm.ticket.rated": "CSAT {score}",
+    "crm.ticket.sla_at_risk": "{measure} due {due}",
+    "crm.ticket.sla_breached": "{measure} was due {due}",
 }
 SUMMARY_LENGTH = 200
 

@@ -45,6 +45,8 @@ from domain.ticket import (
     TicketReopenWindowExpired,
     TicketResolved,
     TicketResumed,
+    TicketSlaAtRisk,
+    TicketSlaBreached,
 )
 from infra.mapper import OrjsonTranscoder, PydanticMapper
 from tests.domain.scenario import MONDAY_9AM, given, history, payload, through_store, when
@@ -339,6 +341,44 @@ def test_escalating_a_closed_ticket_is_rejected() -> None:
     rejects(a_ticket(closed), lambda t: t.escalate(1, "angry"), TicketNotActive)
 
 
+# --- SLA warnings and breaches (recorded by the SLA escalation saga) ----------------------------
+
+
+def test_a_breach_records_the_measure_and_the_due_time_missed() -> None:
+    ticket = a_ticket()
+    due = ticket.first_response_due
+    events = when(ticket, lambda t: t.record_sla_breach("first_response", due))
+    assert kinds(events) == [TicketSlaBreached]
+    assert ticket.sla_breached == {"first_response": due}
+
+
+def test_a_warning_records_the_measure_and_the_due_time_at_risk() -> None:
+    ticket = a_ticket()
+    due = ticket.resolution_due
+    events = when(ticket, lambda t: t.flag_sla_at_risk("resolution", due))
+    assert kinds(events) == [TicketSlaAtRisk]
+    assert ticket.sla_at_risk == {"resolution": due}
+
+
+def test_the_same_breach_or_warning_again_records_nothing_but_a_new_due_time_does() -> None:
+    first = a_ticket().first_response_due
+    ticket = a_ticket(
+        lambda t: t.flag_sla_at_risk("first_response", first),
+        lambda t: t.record_sla_breach("first_response", first),
+    )
+    assert when(ticket, lambda t: t.flag_sla_at_risk("first_response", first)) == []
+    assert when(ticket, lambda t: t.record_sla_breach("first_response", first)) == []
+    later = first + H
+    events = when(ticket, lambda t: t.record_sla_breach("first_response", later))
+    assert kinds(events) == [TicketSlaBreached]
+
+
+def test_a_breach_of_a_resolved_ticket_or_of_an_unknown_measure_is_rejected() -> None:
+    due = a_ticket().resolution_due
+    rejects(a_ticket(resolved), lambda t: t.record_sla_breach("resolution", due), TicketNotActive)
+    rejects(a_ticket(), lambda t: t.flag_sla_at_risk("lunch", due), InvalidTicketValue)
+
+
 # --- priority ----------------------------------------------------------------------------------
 
 
@@ -538,6 +578,8 @@ def test_every_ticket_event_round_trips_through_the_store() -> None:
         responded,
         lambda t: t.escalate(1, "VIP"),
         change_to("P3"),
+        lambda t: t.flag_sla_at_risk("resolution", t.resolution_due),
+        lambda t: t.record_sla_breach("resolution", t.resolution_due),
         resolved,
         wait(days=1),
         reopened,
