@@ -53,5 +53,3 @@ class ApiServices:
     idempotency: IdempotencyStore
     access_log: AccessLog
     health_checks: Mapping[str, HealthCheck] = field(default_factory=dict)
-    # How long a query waits for a read model to reach ?min_position before 503/504.
-    read_your_writes_timeout: float = 5.0

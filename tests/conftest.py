@@ -104,20 +104,38 @@ def migrated_template(postgres_server_url: str) -> Iterator[str]:
         drop_database(postgres_server_url, name)
 
 
+def copy_of(server_url: str, template: str) -> tuple[str, str]:
+    """A new database copied from `template` (fast: a file copy); its URL and name."""
+    name = f"crm_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return with_database(server_url, name), name
+
+
 @pytest.fixture
 def migrated_database_url(
     postgres_server_url: str, migrated_template: str, dropper: ThreadPoolExecutor
 ) -> Iterator[str]:
     """A new database with the schema already migrated (a copy of the template), dropped after."""
-    name = f"crm_test_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(migrated_template)
-            )
-        )
+    url, name = copy_of(postgres_server_url, migrated_template)
     try:
-        yield with_database(postgres_server_url, name)
+        yield url
+    finally:
+        dropper.submit(drop_database, postgres_server_url, name)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(
+    postgres_server_url: str, migrated_template: str, dropper: ThreadPoolExecutor
+) -> Iterator[str]:
+    """Like `migrated_database_url`, shared by the tests of one module."""
+    url, name = copy_of(postgres_server_url, migrated_template)
+    try:
+        yield url
     finally:
         dropper.submit(drop_database, postgres_server_url, name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,20 +59,19 @@ class Api:
         return self.as_("admin", region=None)
 
 
-@pytest.fixture
-def api_settings(tmp_path: Path) -> Settings:
+def settings_in(data_dir: Path) -> Settings:
     return Settings(
         customer_snapshot_interval=0,
         token_secret=secrets.token_urlsafe(32),
-        data_dir=tmp_path / "crm",
+        data_dir=data_dir,
     )
 
 
-@pytest.fixture
-def api(migrated_database_url: str, api_settings: Settings) -> Iterator[Api]:
-    database_url = migrated_database_url
-    crm = build_crm(api_settings, database_url)
-    services = api_services(api_settings, crm)
+@contextmanager
+def running_api(database_url: str, settings: Settings) -> Iterator[Api]:
+    """The API on a migrated database, its read models kept live by a real supervisor."""
+    crm = build_crm(settings, database_url)
+    services = api_services(settings, crm)
     try:
         with (
             ProjectionSupervisor(crm, database_url),
@@ -81,3 +81,21 @@ def api(migrated_database_url: str, api_settings: Settings) -> Iterator[Api]:
     finally:
         services.access_log.close()
         crm.close()
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    return settings_in(tmp_path / "crm")
+
+
+@pytest.fixture
+def api(migrated_database_url: str, api_settings: Settings) -> Iterator[Api]:
+    with running_api(migrated_database_url, api_settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def module_api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One API for a whole test module (each test then works on data of its own)."""
+    with running_api(module_database_url, settings_in(tmp_path_factory.mktemp("crm"))) as running:
+        yield running

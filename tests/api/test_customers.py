@@ -6,52 +6,24 @@ customers of its own, so tests do not see each other's data.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_api
 from api.security import Role
-from infra.bootstrap import api_services, build_crm
-from infra.persistence import migrate
-from infra.projections import ProjectionSupervisor
-from infra.services import create_database, drop_database
-from infra.settings import Settings
 from tests.api.conftest import Api
 
 Headers = dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def api(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    name = f"crm_test_customers_{secrets.token_hex(4)}"
-    url = create_database(postgres_server_url, name)
-    settings = Settings(
-        customer_snapshot_interval=0,
-        token_secret=secrets.token_urlsafe(32),
-        data_dir=Path(tmp_path_factory.mktemp("crm")),
-    )
-    migrate(settings, url)
-    crm = build_crm(settings, url)
-    services = api_services(settings, crm)
-    try:
-        with (
-            ProjectionSupervisor(crm, url),
-            TestClient(create_api(services), raise_server_exceptions=False) as client,
-        ):
-            yield Api(client, crm, services, url)
-    finally:
-        services.access_log.close()
-        crm.close()
-        drop_database(postgres_server_url, name)
+def api(module_api: Api) -> Api:
+    """One API for the module: each test works on data of its own."""
+    return module_api
 
 
 def unique(prefix: str = "x") -> str:

@@ -3,9 +3,6 @@ response matches the schema the route declares (status, content type, body)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +14,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.main import create_api
-from infra.bootstrap import api_services, build_crm
-from infra.persistence import migrate
-from infra.projections import ProjectionSupervisor
-from infra.services import create_database, drop_database
-from infra.settings import Settings
 from tests.api.conftest import PASSWORD, Api
 from tests.api.test_access_matrix import QUICK
 
@@ -30,31 +21,9 @@ EXAMPLES_PER_OPERATION = 15
 
 
 @pytest.fixture(scope="module")
-def shared_api(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def shared_api(module_api: Api) -> Api:
     """One API for the whole module: the generated requests do not depend on each other."""
-    from fastapi.testclient import TestClient
-
-    name = f"crm_test_schema_{secrets.token_hex(4)}"
-    url = create_database(postgres_server_url, name)
-    settings = Settings(
-        customer_snapshot_interval=0,
-        token_secret=secrets.token_urlsafe(32),
-        data_dir=Path(tmp_path_factory.mktemp("crm")),
-    )
-    migrate(settings, url)
-    crm = build_crm(settings, url)
-    services = api_services(settings, crm)
-    services.read_your_writes_timeout = 0.5
-    try:
-        with (
-            ProjectionSupervisor(crm, url),
-            TestClient(create_api(services), raise_server_exceptions=False) as client,
-        ):
-            yield Api(client, crm, services)
-    finally:
-        services.access_log.close()
-        crm.close()
-        drop_database(postgres_server_url, name)
+    return module_api
 
 
 def check_operation(operation: Any, headers: dict[str, str]) -> None:
