@@ -112,6 +112,7 @@ class LeadDisqualified(LeadEvent):
     def apply(self, aggregate: Lead) -> None:
         aggregate.status = "disqualified"
         aggregate.disqualification_reason = self.reason
+        aggregate.conversion_requested = False
 
 
 class LeadReopened(LeadEvent):
@@ -122,6 +123,15 @@ class LeadReopened(LeadEvent):
     def apply(self, aggregate: Lead) -> None:
         aggregate.status = "open"
         aggregate.disqualification_reason = None
+
+
+class LeadConversionRequested(LeadEvent):
+    """Someone asked for the qualified lead to be converted (the conversion saga does it)."""
+
+    TYPE: ClassVar[str] = "crm.lead.conversion_requested"
+
+    def apply(self, aggregate: Lead) -> None:
+        aggregate.conversion_requested = True
 
 
 class LeadConverted(LeadEvent):
@@ -163,6 +173,7 @@ class Lead(Aggregate):
     activity_ids: list[UUID] = []
     last_activity_at: datetime | None = None
     disqualification_reason: str | None = None
+    conversion_requested: bool = False
     converted_customer_id: UUID | None = None
     converted_opportunity_id: UUID | None = None
 
@@ -257,6 +268,12 @@ class Lead(Aggregate):
         check_not_converted(self)
         if self.status == "disqualified":
             self._trigger(LeadReopened)
+
+    def request_conversion(self) -> None:
+        check_not_converted(self)
+        check_qualified(self)
+        if not self.conversion_requested:
+            self._trigger(LeadConversionRequested)
 
     def convert(self, customer_id: UUID, opportunity_id: UUID | None = None) -> None:
         check_not_converted(self)

@@ -1,5 +1,6 @@
-"""Marketing -> sales: a qualified lead from an auto-converting channel becomes a customer (found
-by its normalised email or phone, else registered) and an opportunity for the lead's owner.
+"""Marketing -> sales: a qualified lead from an auto-converting channel, or one whose conversion
+was requested (from any channel), becomes a customer (found by its normalised email or phone, else
+registered) and an opportunity for the lead's owner.
 
 Never two customers or two opportunities for one conversion: both ids derive from the cause, the
 lead is converted in the same transaction, and a converted lead is left alone. Losing a race on
@@ -17,7 +18,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.customer import Customer
-from domain.lead import Channel, Lead, LeadQualified
+from domain.lead import Channel, Lead, LeadConversionRequested, LeadQualified
 from domain.opportunity import Opportunity
 from domain.shared import Aggregate, DomainEvent
 from domain.uniqueness import CUSTOMER_EMAIL, CUSTOMER_PHONE, UniqueClaim, claim_id
@@ -38,20 +39,24 @@ class ConversionRules(BaseModel):
 
 
 class LeadConversionSaga(Saga):
-    """On LeadQualified (auto-converting channels only): customer, opportunity, converted lead."""
+    """On LeadQualified (auto-converting channels only) or LeadConversionRequested (any channel):
+    customer, opportunity, converted lead."""
 
     name: ClassVar[str] = "lead_conversion"
-    reacts_to: ClassVar[tuple[type[DomainEvent], ...]] = (LeadQualified,)
+    reacts_to: ClassVar[tuple[type[DomainEvent], ...]] = (LeadQualified, LeadConversionRequested)
 
     def __init__(self, rules: ConversionRules, phone_region: str) -> None:
         self.rules = rules
         self.phone_region = phone_region
 
     def react(self, event: DomainEvent, records: Records) -> Sequence[Aggregate]:
-        if not isinstance(event, LeadQualified):
+        if not isinstance(event, LeadQualified | LeadConversionRequested):
             return []
         lead = records.load(Lead, event.originator_id)
-        if lead.channel not in self.rules.auto_convert_channels or lead.status != "qualified":
+        requested = isinstance(event, LeadConversionRequested)
+        if not requested and lead.channel not in self.rules.auto_convert_channels:
+            return []
+        if lead.status != "qualified":
             return []  # converted already (by us or by hand), or disqualified since
         owner = lead.owner or self.rules.fallback_owner
         changed: list[Aggregate] = []

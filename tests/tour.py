@@ -75,6 +75,7 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     crm.disqualify_lead(lead, "No budget this year")
     crm.reopen_lead(lead)
     crm.qualify_lead(lead)
+    crm.request_lead_conversion(lead)  # then converted by hand before the saga gets to it
 
     deal = crm.open_opportunity(
         customer_id=acme,

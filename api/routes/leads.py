@@ -1,13 +1,14 @@
-"""Leads: capture, score, assign, work, qualify and convert; the lead queue from lead_queue."""
+"""Leads: capture, score, assign, work, qualify and convert (or request a conversion); the lead
+queue from lead_queue."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from fastapi import APIRouter, Body, HTTPException, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 from pydantic.config import JsonDict
 
 from api.access import permits, visibility
@@ -117,13 +118,40 @@ class ConvertLeadRequest(BaseModel):
     """The customer the qualified lead became (and the opportunity opened for it, if any).
 
     Register the customer (`POST /customers`) and open the opportunity (`POST /opportunities`)
-    first; the caller must be allowed to see both.
+    first; the caller must be allowed to see both. Without `customer_id` (or without a body) the
+    conversion is only requested: the lead conversion saga finds or registers the customer and
+    opens the opportunity.
     """
 
-    model_config = _examples({"customer_id": CUSTOMER_ID, "opportunity_id": OPPORTUNITY_ID})
+    model_config = _examples({"customer_id": CUSTOMER_ID, "opportunity_id": OPPORTUNITY_ID}, {})
 
-    customer_id: UUID
+    customer_id: UUID | None = None
     opportunity_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _opportunity_needs_customer(self) -> ConvertLeadRequest:
+        if self.customer_id is None and self.opportunity_id is not None:
+            raise ValueError("an opportunity_id needs the customer_id it belongs to")
+        return self
+
+
+CONVERT_EXAMPLES: dict[str, Any] = {
+    "by_hand": {
+        "summary": "Link the customer (and opportunity) registered by hand",
+        "value": {"customer_id": CUSTOMER_ID, "opportunity_id": OPPORTUNITY_ID},
+    },
+    "request": {
+        "summary": "Request the conversion (an empty body too): the saga does it, 202",
+        "value": {},
+    },
+}
+CONVERT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **COMMAND_PROBLEMS,
+    202: {
+        "model": CommandPublic,
+        "description": "Conversion requested; read with `min_position` to see it done.",
+    },
+}
 
 
 LEAD_EXAMPLE: JsonDict = {
@@ -349,17 +377,29 @@ def reopen_lead(
     return reply(result, response)
 
 
-@router.post("/{lead_id}/convert", response_model=CommandPublic, responses=COMMAND_PROBLEMS)
+@router.post("/{lead_id}/convert", response_model=CommandPublic, responses=CONVERT_RESPONSES)
 def convert_lead(
     lead_id: UUID,
-    body: ConvertLeadRequest,
     response: Response,
     commands: CommanderDep,
     user: CurrentUser,
     visible: Writable,
+    body: Annotated[ConvertLeadRequest | None, Body(openapi_examples=CONVERT_EXAMPLES)] = None,
 ) -> CommandPublic:
-    """Record that the qualified lead became this customer (and opportunity); it is final."""
+    """Record that the qualified lead became this customer (and opportunity); it is final.
+
+    Without `customer_id` (or without a body) the conversion is only requested (202): the lead
+    conversion saga then finds or registers the customer and opens the opportunity.
+    """
     commands.lead(lead_id, visible)
+    if body is None or body.customer_id is None:
+        result = commands.run(
+            commands.crm.request_lead_conversion,
+            lead_id,
+            expected_version=commands.expected_version,
+        )
+        response.status_code = 202
+        return reply(result, response)
     # The records it links to must be ones the caller may see, else they answer 404 as well.
     commands.customer(body.customer_id, visibility(user, "customers"))
     if body.opportunity_id is not None:

@@ -1,4 +1,4 @@
-"""Lead use cases: capture, score, assign, work, qualify and convert."""
+"""Lead use cases: capture, score, assign, work, qualify, request conversion and convert."""
 
 from __future__ import annotations
 
@@ -108,6 +108,12 @@ class LeadUseCases(UseCases):
 
     def reopen_lead(self, lead_id: UUID, *, expected_version: int | None = None) -> CommandResult:
         return self._lead(lead_id, expected_version, lambda lead: lead.reopen())
+
+    def request_lead_conversion(
+        self, lead_id: UUID, *, expected_version: int | None = None
+    ) -> CommandResult:
+        """Ask for a qualified lead to be converted; the lead conversion saga does it."""
+        return self._lead(lead_id, expected_version, lambda lead: lead.request_conversion())
 
     def convert_lead(
         self,

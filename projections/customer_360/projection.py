@@ -24,6 +24,7 @@ from domain.lead import (
     LeadActivityLogged,
     LeadAssigned,
     LeadCaptured,
+    LeadConversionRequested,
     LeadConverted,
     LeadDisqualified,
     LeadQualified,
@@ -193,6 +194,7 @@ class Customer360Projection(ReadModelProjection):
         LeadQualified,
         LeadDisqualified,
         LeadReopened,
+        LeadConversionRequested,
     )
     def lead_event(self, curs: Cursor[DictRow], event: DomainEvent) -> None:
         insert_event(self.view, curs, "lead_events", event, self.position)

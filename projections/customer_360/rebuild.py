@@ -26,6 +26,7 @@ from domain.lead import (
     LeadActivityLogged,
     LeadAssigned,
     LeadCaptured,
+    LeadConversionRequested,
     LeadConverted,
     LeadDisqualified,
     LeadQualified,
@@ -168,6 +169,7 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
         LeadQualified,
         LeadDisqualified,
         LeadReopened,
+        LeadConversionRequested,
     )
     def lead_event(self, event: DomainEvent) -> None:
         row = event_row(event, self.position)

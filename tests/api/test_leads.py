@@ -6,6 +6,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from api.security import Principal, Role
+from domain.lead import LeadConversionRequested
+from infra.sagas import SagaRunner
+from sagas.lead_conversion import ConversionRules, LeadConversionSaga
 from tests.api.conftest import Api
 
 LEAD = {"channel": "web_form", "name": "Li Wei", "region": "east", "email": "li@example.com"}
@@ -302,6 +305,8 @@ def test_a_converted_lead_refuses_every_further_command_with_409(api: Api) -> No
         ]
     }
 
+    answers["request conversion"] = post(api, lead, "convert")
+
     assert {action: a.status_code for action, a in answers.items()} == dict.fromkeys(answers, 409)
     assert {problem_type(a) for a in answers.values()} == {"lead-already-converted"}
 
@@ -323,6 +328,43 @@ def test_converting_needs_a_qualified_lead_and_a_known_customer_and_opportunity(
     assert not_qualified.json()["lead_id"] == open_lead["id"]
     assert (no_customer.status_code, no_deal.status_code) == (404, 404)
     assert lead_version(api, lead) == 2
+
+
+def test_converting_without_a_customer_requests_it_and_the_saga_converts_the_lead(
+    api: Api,
+) -> None:
+    lead = owned_lead(api, "mei")
+    assert post(api, lead, "qualify").status_code == 200
+
+    requested = post(api, lead, "convert")
+    repeated = post(api, lead, "convert", {})
+
+    assert requested.status_code == 202, requested.text
+    answer = requested.json()
+    assert (answer["id"], answer["version"]) == (lead["id"], 4)
+    assert answer["position"] == api.crm.recorder.max_notification_id()
+    assert requested.headers["etag"] == '"4"'
+    assert (repeated.status_code, repeated.json()["position"]) == (202, None)  # still pending
+    [event] = [e for e in api.crm.history(UUID(lead["id"])) if e.originator_version == 4]
+    assert isinstance(event, LeadConversionRequested) and event.actor == "user:admin"
+
+    rules = ConversionRules()  # no auto-converting channel: the request alone converts
+    saga = LeadConversionSaga(rules, api.crm.config.phone_region)
+    assert SagaRunner(saga, api.crm).catch_up() == 2  # the qualification, then the request
+    row = api.client.get(
+        f"/leads/{lead['id']}",
+        params={"min_position": api.crm.recorder.max_notification_id()},
+        headers=admin(api),
+    ).json()
+    assert row["status"] == "converted"
+    assert row["converted_customer_id"] == str(saga.record_id(event, "customer"))
+
+
+def test_requesting_a_conversion_needs_a_qualified_lead(api: Api) -> None:
+    refused = post(api, capture(api), "convert")
+
+    assert refused.status_code == 409
+    assert problem_type(refused) == "lead-not-qualified"
 
 
 def test_sales_convert_only_into_customers_they_may_see(api: Api) -> None:
@@ -386,6 +428,7 @@ def lead_commands(customer_id: str) -> list[tuple[str, Any]]:
         ("disqualify", {"reason": "no budget"}),
         ("reopen", None),
         ("convert", {"customer_id": customer_id}),
+        ("convert", None),  # a conversion request
     ]
 
 
@@ -402,7 +445,7 @@ def test_lead_commands_with_invalid_bodies_are_422_and_write_nothing(api: Api) -
         ("activities", {"kind": "call", "summary": "hi", "occurred_at": "2025-03-01T09:00:00"}),
         ("disqualify", {"reason": ""}),
         ("convert", {"customer_id": "nope"}),
-        ("convert", {}),
+        ("convert", {"opportunity_id": str(uuid4())}),  # an opportunity needs its customer
     ]
 
     for action, body in invalid:
@@ -416,12 +459,12 @@ def test_every_lead_command_with_a_stale_if_match_is_412_and_writes_nothing(api:
     commands = lead_commands(customer(api))
     head = api.crm.recorder.max_notification_id()
 
-    statuses = {
-        action: post(api, lead, action, body, **{"If-Match": '"1"'}).status_code
+    statuses = [
+        (action, post(api, lead, action, body, **{"If-Match": '"1"'}).status_code)
         for action, body in commands
-    }
+    ]
 
-    assert statuses == dict.fromkeys(statuses, 412)
+    assert statuses == [(action, 412) for action, _ in commands]
     assert api.crm.recorder.max_notification_id() == head
     current = post(api, lead, "score", {"score": 5}, **{"If-Match": '"2"'})
     assert current.status_code == 200

@@ -15,6 +15,7 @@ from domain.lead import (
     LeadAlreadyConverted,
     LeadAssigned,
     LeadCaptured,
+    LeadConversionRequested,
     LeadConverted,
     LeadDisqualified,
     LeadIsDisqualified,
@@ -67,6 +68,11 @@ def qualified(lead: Lead) -> None:
 
 def disqualified(lead: Lead) -> None:
     lead.disqualify("no budget")
+
+
+def conversion_requested(lead: Lead) -> None:
+    lead.qualify()
+    lead.request_conversion()
 
 
 def converted(lead: Lead) -> None:
@@ -318,6 +324,39 @@ def test_reopening_a_lead_that_is_not_disqualified_records_nothing(
 # --- conversion --------------------------------------------------------------------------------
 
 
+def test_requesting_conversion_of_a_qualified_lead_records_the_request() -> None:
+    lead = a_lead(qualified)
+    events = when(lead, lambda lead: lead.request_conversion())
+    assert [(type(e), payload(e)) for e in events] == [(LeadConversionRequested, {})]
+    assert (lead.status, lead.conversion_requested) == ("qualified", True)
+
+
+def test_requesting_conversion_again_while_it_is_pending_records_nothing() -> None:
+    assert when(a_lead(conversion_requested), lambda lead: lead.request_conversion()) == []
+
+
+def test_a_lead_disqualified_after_a_request_needs_a_new_request() -> None:
+    lead = a_lead(conversion_requested, disqualified, lambda lead: lead.reopen(), qualified)
+    assert lead.conversion_requested is False
+    events = when(lead, lambda lead: lead.request_conversion())
+    assert [type(e) for e in events] == [LeadConversionRequested]
+
+
+@pytest.mark.parametrize("worked", [[], [qualified, disqualified]], ids=["open", "disqualified"])
+def test_requesting_conversion_of_an_unqualified_lead_is_rejected(
+    worked: list[Callable[[Lead], None]],
+) -> None:
+    error = rejects(a_lead(*worked), lambda lead: lead.request_conversion(), LeadNotQualified)
+    assert error.context["lead_id"] == str(LEAD_ID)
+
+
+def test_a_lead_with_a_pending_request_can_still_be_converted_by_hand() -> None:
+    lead = a_lead(conversion_requested)
+    events = when(lead, lambda lead: lead.convert(CUSTOMER_ID, OPPORTUNITY_ID))
+    assert [type(e) for e in events] == [LeadConverted]
+    assert lead.status == "converted"
+
+
 @pytest.mark.parametrize("opportunity_id", [OPPORTUNITY_ID, None])
 def test_converting_a_qualified_lead_records_the_customer_and_opportunity(
     opportunity_id: UUID | None,
@@ -359,9 +398,19 @@ def test_converting_a_lead_twice_is_rejected() -> None:
         lambda lead: lead.qualify(),
         lambda lead: lead.disqualify("changed their mind"),
         lambda lead: lead.reopen(),
+        lambda lead: lead.request_conversion(),
         lambda lead: lead.convert(CUSTOMER_ID, OPPORTUNITY_ID),
     ],
-    ids=["score", "assign", "log_activity", "qualify", "disqualify", "reopen", "convert"],
+    ids=[
+        "score",
+        "assign",
+        "log_activity",
+        "qualify",
+        "disqualify",
+        "reopen",
+        "request_conversion",
+        "convert",
+    ],
 )
 def test_a_converted_lead_rejects_every_command(command: Callable[[Lead], Any]) -> None:
     rejects(a_lead(converted), command, LeadAlreadyConverted)
@@ -379,6 +428,7 @@ def test_every_lead_event_survives_the_store_unchanged() -> None:
         lambda lead: lead.log_activity(ACTIVITY_ID, "visit", "Site visit", MONDAY_9AM),
         disqualified,
         lambda lead: lead.reopen(),
+        conversion_requested,
         converted,
         clock=clock,
     )

@@ -10,7 +10,7 @@ import pytest
 
 from domain.application import CRM
 from domain.customer import Customer, CustomerRegistered
-from domain.lead import Lead, LeadConverted, LeadQualified
+from domain.lead import Lead, LeadConversionRequested, LeadConverted, LeadQualified
 from domain.opportunity import Opportunity, OpportunityOpened
 from domain.uniqueness import CUSTOMER_EMAIL, UniqueClaim, claim_id
 from infra.sagas import SagaEventFailed, SagaRunner
@@ -149,3 +149,56 @@ def test_running_again_from_position_zero_over_a_finished_history_creates_nothin
     assert head(crm) == before
     assert conversion.position() == finished_at
     assert count(crm, CustomerRegistered) == 3 and count(crm, OpportunityOpened) == 3
+
+
+def test_a_requested_conversion_converts_a_lead_from_any_channel_once_naming_the_request(
+    crm: CRM, conversion: SagaRunner, saga: LeadConversionSaga
+) -> None:
+    lead_id = qualified_lead(crm, channel="phone", email="asked@example.com")
+    crm.request_lead_conversion(lead_id)
+    crm.request_lead_conversion(lead_id)  # a repeat while pending records nothing
+
+    assert conversion.catch_up() == 2  # the qualification (not an auto channel) and the request
+
+    cause = last_of(crm, lead_id, LeadConversionRequested)
+    lead = crm.commands.load(Lead, lead_id)
+    assert lead.status == "converted"
+    assert lead.converted_customer_id == saga.record_id(cause, "customer")
+    assert lead.converted_opportunity_id == saga.record_id(cause, "opportunity")
+    deal = crm.commands.load(Opportunity, lead.converted_opportunity_id)
+    assert (deal.stage, deal.owner, deal.customer_id) == (
+        "qualification",
+        "alice",
+        lead.converted_customer_id,
+    )
+    effects = effects_of(crm, cause)
+    assert sorted(type(e).__name__ for e in effects) == [
+        "CustomerRegistered",
+        "LeadConverted",
+        "OpportunityOpened",
+        "ValueClaimed",
+    ]
+    assert all(e.actor == ACTOR and e.correlation_id == cause.correlation_id for e in effects)
+    assert count(crm, CustomerRegistered) == count(crm, OpportunityOpened) == 1
+    assert count(crm, LeadConverted) == 1
+
+    before = head(crm)
+    rewind(conversion)
+    conversion.catch_up()
+    assert head(crm) == before
+
+
+def test_a_request_for_a_lead_the_qualification_already_converted_creates_nothing_more(
+    crm: CRM, conversion: SagaRunner
+) -> None:
+    lead_id = qualified_lead(crm, email="both@example.com")  # an auto-converting channel
+    crm.request_lead_conversion(lead_id)
+
+    assert conversion.catch_up() == 2
+
+    converted = crm.commands.load(Lead, lead_id)
+    qualified_cause = last_of(crm, lead_id, LeadQualified)
+    assert [type(e) for e in effects_of(crm, qualified_cause)].count(LeadConverted) == 1
+    assert effects_of(crm, last_of(crm, lead_id, LeadConversionRequested)) == []
+    assert converted.status == "converted"
+    assert count(crm, CustomerRegistered) == count(crm, OpportunityOpened) == 1
