@@ -128,6 +128,11 @@ LOCK_DUE_TIMER = SQL(
 MARK_FIRED = SQL("UPDATE {} SET fired_at = %(at)s WHERE timer_id = %(timer_id)s").format(
     Identifier(TIMERS_TABLE)
 )
+# A timer whose firing changed nothing (its deadline moved, say, before the saga saw the move) is
+# set aside as cancelled, not fired: a later plan for the same deadline re-arms it.
+MARK_OBSOLETE = SQL("UPDATE {} SET cancelled_at = %(at)s WHERE timer_id = %(timer_id)s").format(
+    Identifier(TIMERS_TABLE)
+)
 NEXT_FIRE_AT = SQL(
     "SELECT min(fire_at) AS at FROM {} WHERE saga = %s AND fired_at IS NULL "
     "AND cancelled_at IS NULL"
@@ -186,7 +191,8 @@ class SagaRecorder(PostgresProcessRecorder):
                 with conn.cursor() as curs:
                     if stored_events:
                         self._insert_stored_events(curs, stored_events)
-                    curs.execute(MARK_FIRED, {"at": at, "timer_id": timer.timer_id})
+                    marking = MARK_FIRED if stored_events else MARK_OBSOLETE
+                    curs.execute(marking, {"at": at, "timer_id": timer.timer_id})
             except Exception as error:  # e.g. a race on the ticket: rolled back, tried again later
                 raise TimerFailed(timer.timer_id, error) from error
             return timer
@@ -231,6 +237,7 @@ class SagaRunner:
         self.crm = crm
         self.batch_size = batch_size
         self.retries = retries
+        self.failed_timers = 0  # timers whose firing failed in the last fire_due_timers()
         self.topics = topics(saga.reacts_to)
         self.recorder = SagaRecorder(
             crm.recorder.datastore,  # type: ignore[attr-defined]
@@ -310,6 +317,7 @@ class SagaRunner:
                 failed.append(error.args[0])
                 continue
             if timer is None:
+                self.failed_timers = len(failed)
                 return fired
             fired += 1
 
@@ -358,6 +366,7 @@ class SagaWorker(threading.Thread):
         self.max_backoff = max_backoff
         self.is_leader = threading.Event()
         self.backoff = MIN_BACKOFF
+        self.timer_backoff = 0.0
         self.state = "standby"
         self.error: str | None = None
 
@@ -415,6 +424,13 @@ class SagaWorker(threading.Thread):
                 if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
                     self.runner.fire_due_timers()
                     wait = self.runner.seconds_to_next_timer(longest=wait)
+                    if self.runner.failed_timers:  # a timer that keeps failing: back off
+                        self.timer_backoff = min(
+                            max(self.timer_backoff * 2, MIN_BACKOFF), self.max_backoff
+                        )
+                        wait = max(wait, self.timer_backoff)
+                    else:
+                        self.timer_backoff = 0.0
                 self.state, self.error, self.backoff = "running", None, MIN_BACKOFF
                 for _ in listener.notifies(timeout=wait, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again

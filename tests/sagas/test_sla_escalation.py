@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -286,3 +288,44 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
             return
         stop.wait(0.05)
     raise AssertionError("condition not met in time")
+
+
+def test_a_timer_that_changed_nothing_is_re_armed_when_its_deadline_comes_back(
+    crm: CRM, clock: FixedClock
+) -> None:
+    sla = SagaRunner(SlaEscalationSaga(SlaEscalationRules(), crm.config.calendar), crm)
+    ticket = crm.open_ticket(
+        customer_id=customer(crm), channel="phone", subject="Outage", priority="P1"
+    ).id
+    sla.catch_up()  # the P1 timers
+    crm.change_ticket_priority(ticket, "P3")
+    clock.advance(hours=1, minutes=1)
+    sla.fire_due_timers()  # the P1 timers fire before the saga has seen the change: no effect
+    sla.catch_up()
+    crm.change_ticket_priority(ticket, "P1")  # back to P1: the first deadline returns
+    sla.catch_up()
+    clock.advance(minutes=5)
+
+    sla.fire_due_timers()
+
+    assert len(of_kind(crm, TicketSlaBreached)) == 1
+
+
+def test_a_timer_that_keeps_failing_is_retried_with_backoff_not_in_a_loop(
+    crm: CRM, clock: FixedClock, database_url: str
+) -> None:
+    attempts: list[float] = []
+
+    class Failing(SlaEscalationSaga):
+        def fire(self, timer: Any, records: Any) -> Any:
+            attempts.append(time.monotonic())
+            raise RuntimeError("the policy fails")
+
+    saga = Failing(SlaEscalationRules(), crm.config.calendar)
+    crm.open_ticket(customer_id=customer(crm), channel="phone", subject="Outage", priority="P2")
+    clock.advance(hours=5)
+
+    with SagaSupervisor(crm, database_url, [saga]):
+        time.sleep(3)
+
+    assert 1 <= len(attempts) < 20
