@@ -17,6 +17,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from domain.application import CRM
+from infra.workers import WorkerGroup, lead_when_elected
 from projections.catalog import READ_MODELS, ReadModelSpec
 from projections.catchup import EventFailed, Progress, catch_up
 from projections.readmodel import (
@@ -91,25 +92,10 @@ class ProjectionWorker(threading.Thread):
             self.backoff = min(self.backoff * 2, self.max_backoff)
 
     def _lead_when_elected(self) -> None:
-        """Wait as a standby until this worker holds the read model's advisory lock, then serve.
-
-        The lock belongs to this connection's session: if the process dies, PostgreSQL
-        releases it and a standby in another process takes over within a second.
-        """
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            key = lock_key(self.spec.name)
-            while not self.stopping.is_set():
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                if row and row[0]:
-                    break
-                self.stopping.wait(1.0)
-            else:
-                return
-            self.is_leader.set()
-            try:
-                self._serve(conn)
-            finally:
-                self.is_leader.clear()
+        """Stand by until this worker leads its read model, then serve it."""
+        lead_when_elected(
+            self.database_url, lock_key(self.spec.name), self.stopping, self.is_leader, self._serve
+        )
 
     def _serve(self, leadership: psycopg.Connection[Any]) -> None:
         projection = self.spec.projection(view=install(self.spec.view, self.datastore))
@@ -150,42 +136,15 @@ class ProjectionWorker(threading.Thread):
             logger.exception("could not record the state of read model %s", self.spec.name)
 
 
-def wake_listeners(crm: CRM) -> None:
-    """NOTIFY the log's channel, so workers waiting for commits see they should stop at once."""
-    channel = crm.recorder.channel_name  # type: ignore[attr-defined]
-    try:
-        with crm.recorder.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
-            curs.execute(SQL("NOTIFY {}").format(Identifier(channel)))
-    except Exception:  # best effort: without it workers still stop within a second
-        logger.warning("could not wake the workers", exc_info=True)
-
-
-class ProjectionSupervisor:
+class ProjectionSupervisor(WorkerGroup[ProjectionWorker]):
     """Starts a worker per read model; each waits as standby while another process leads."""
 
     def __init__(
         self, crm: CRM, database_url: str, specs: Sequence[ReadModelSpec] = READ_MODELS
     ) -> None:
-        self.stopping = threading.Event()
-        self.workers = [ProjectionWorker(s, crm, database_url, self.stopping) for s in specs]
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        if self.workers:
-            wake_listeners(self.workers[0].crm)
-        for worker in self.workers:
-            worker.join(timeout)
-
-    def __enter__(self) -> ProjectionSupervisor:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        stopping = threading.Event()
+        workers = [ProjectionWorker(s, crm, database_url, stopping) for s in specs]
+        super().__init__(crm, workers, stopping)
 
 
 @dataclass(frozen=True)

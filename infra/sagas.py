@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import CRM
 from domain.shared import DomainEvent, FixedClock, command_context
-from infra.projections import wake_listeners
+from infra.workers import WorkerGroup, lead_when_elected
 from sagas.base import Saga, Timer, TimerPlan
 from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
 from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
@@ -394,24 +394,14 @@ class SagaWorker(threading.Thread):
             self.backoff = min(self.backoff * 2, self.max_backoff)
 
     def _lead_when_elected(self) -> None:
-        """Stand by until this worker holds the saga's session advisory lock, then serve.
-
-        If the process dies, PostgreSQL ends the session, frees the lock and a standby takes over.
-        """
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            key = lock_key(self.runner.saga.name)
-            while not self.stopping.is_set():
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                if row and row[0]:
-                    break
-                self.stopping.wait(1.0)
-            else:
-                return
-            self.is_leader.set()
-            try:
-                self._serve(conn)
-            finally:
-                self.is_leader.clear()
+        """Stand by until this worker runs its saga, then serve it."""
+        lead_when_elected(
+            self.database_url,
+            lock_key(self.runner.saga.name),
+            self.stopping,
+            self.is_leader,
+            self._serve,
+        )
 
     def _serve(self, leadership: psycopg.Connection[Any]) -> None:
         channel = self.runner.crm.recorder.channel_name  # type: ignore[attr-defined]
@@ -436,33 +426,16 @@ class SagaWorker(threading.Thread):
                     pass  # woken by a commit (or the timeout): look again
 
 
-class SagaSupervisor:
+class SagaSupervisor(WorkerGroup[SagaWorker]):
     """Starts a worker per saga; each waits as standby while another process runs that saga."""
 
     def __init__(self, crm: CRM, database_url: str, sagas: Sequence[Saga] | None = None) -> None:
-        self.crm = crm
-        self.stopping = threading.Event()
-        self.workers = [
-            SagaWorker(SagaRunner(saga, crm), database_url, self.stopping)
+        stopping = threading.Event()
+        workers = [
+            SagaWorker(SagaRunner(saga, crm), database_url, stopping)
             for saga in (build_sagas(crm) if sagas is None else sagas)
         ]
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        wake_listeners(self.crm)
-        for worker in self.workers:
-            worker.join(timeout)
-
-    def __enter__(self) -> SagaSupervisor:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(crm, workers, stopping)
 
 
 @dataclass(frozen=True)
