@@ -75,11 +75,15 @@ class PostgresIdempotencyStore:
 
     def reserve(self, username: str, key: str, fingerprint: str) -> Reservation:
         with self.datastore.transaction(commit=True) as curs:
-            # An expired key, or a reservation abandoned by a crashed process, is free again.
+            # Keys older than the retention period are forgotten (every user's: the index on
+            # created_at makes it cheap); a reservation abandoned by a crashed process is free.
             curs.execute(
-                "DELETE FROM crm_idempotency WHERE username = %s AND key = %s AND ("
-                "created_at < now() - %s OR (status IS NULL AND created_at < now() - %s))",
-                (username, key, self.retention, STALE_RESERVATION),
+                "DELETE FROM crm_idempotency WHERE created_at < now() - %s", (self.retention,)
+            )
+            curs.execute(
+                "DELETE FROM crm_idempotency WHERE username = %s AND key = %s "
+                "AND status IS NULL AND created_at < now() - %s",
+                (username, key, STALE_RESERVATION),
             )
             curs.execute(
                 "INSERT INTO crm_idempotency (username, key, fingerprint) VALUES (%s, %s, %s) "
@@ -118,14 +122,6 @@ class PostgresIdempotencyStore:
                 "DELETE FROM crm_idempotency WHERE username = %s AND key = %s AND status IS NULL",
                 (username, key),
             )
-
-    def purge(self) -> int:
-        """Forget keys older than the retention period; returns how many."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "DELETE FROM crm_idempotency WHERE created_at < now() - %s", (self.retention,)
-            )
-            return curs.rowcount
 
 
 ACCESS_KEY = "access"

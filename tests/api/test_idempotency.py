@@ -175,3 +175,16 @@ def test_a_second_authorization_header_does_not_dodge_the_key(api: Api) -> None:
     assert first.status_code == repeat.status_code == 201
     assert repeat.headers.get("idempotent-replayed") == "true"
     assert api.crm.recorder.max_notification_id() == head
+
+
+def test_expired_keys_of_every_user_are_purged_by_the_next_reservation(api: Api) -> None:
+    store = api.services.idempotency
+    store.reserve("ann", "old-key", "f")
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE crm_idempotency SET created_at = now() - interval '25 hours'")
+
+    store.reserve("bob", "new-key", "f")
+
+    with psycopg.connect(api.database_url) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM crm_idempotency")]
+    assert keys == ["new-key"]
