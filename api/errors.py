@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Send
 
 from domain.shared import ConcurrencyConflict, DomainError, InvalidValue, NotFound
 from projections.pagination import InvalidCursor
@@ -183,6 +184,15 @@ async def _unexpected_error(_: Request, error: Exception) -> ProblemResponse:
         "Internal server error",
         "The server failed; the error has been logged.",
     )
+
+
+async def send_problem(response: ProblemResponse, send: Send) -> None:
+    """Answer with `response` from ASGI middleware (a response is an ASGI app of its own)."""
+
+    async def no_request() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response({"type": "http"}, no_request, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

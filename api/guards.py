@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from api.errors import problem, send_problem
 
 # PostgreSQL text cannot hold NUL: one in a stored event would stop every read model that
 # copies the field. The domain refuses it too; this answers 422 for any route at once.
@@ -50,18 +49,11 @@ class NulGuard:
 
 
 async def _refuse(send: Send) -> None:
-    body = orjson.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "validation-error",
-            "title": "Request is not valid",
-            "status": 422,
-            "detail": "Text must not contain NUL characters",
-            "errors": [{"loc": ["body"], "msg": "NUL character", "type": "nul_character"}],
-        }
+    response = problem(
+        422,
+        "validation-error",
+        "Request is not valid",
+        "Text must not contain NUL characters",
+        errors=[{"loc": ["body"], "msg": "NUL character", "type": "nul_character"}],
     )
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 422, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(response, send)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from api.errors import problem, send_problem
 from api.ports import IdempotencyStore, StoredResponse
 from api.security import InvalidToken, TokenService
 
@@ -154,12 +153,4 @@ async def _replay(send: Send, response: StoredResponse) -> None:
 
 
 async def _problem(send: Send, status: int, code: str, detail: str) -> None:
-    body = orjson.dumps(
-        {"type": PROBLEM_TYPE_BASE + code, "title": detail, "status": status, "detail": detail}
-    )
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(problem(status, code, detail, detail), send)
