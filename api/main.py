@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -12,6 +16,7 @@ from api.routes import (
     analytics,
     audit,
     auth,
+    campaigns,
     customers,
     events,
     handoffs,
@@ -19,6 +24,7 @@ from api.routes import (
     leads,
     metrics,
     opportunities,
+    privacy,
     sla,
     tasks,
     tickets,
@@ -40,6 +46,8 @@ ROUTERS = (
     health,
     auth,
     customers,
+    campaigns,
+    privacy,
     leads,
     opportunities,
     tickets,
@@ -55,10 +63,19 @@ ROUTERS = (
 
 def create_api(services: ApiServices) -> FastAPI:
     """The HTTP API over the CRM, its read models and the API's own stores."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # Per event loop (a server has one; test clients may each run their own): the pool of
+        # the hot reads, which requests find in `request.state` (see api.deps.get_reader).
+        async with services.async_reader.open_pool(services.async_pool_size) as reader:
+            yield {"reader": reader}
+
     api = FastAPI(
         title="CRM",
         version="0.1.0",
         description=DESCRIPTION,
+        lifespan=lifespan,
     )
     api.state.services = services
     install_error_handlers(api)

@@ -70,6 +70,10 @@ class AccessLog(Protocol):
         """Make sure every recorded entry is stored."""
         ...
 
+    def scrub(self, values: Sequence[str]) -> int:
+        """Redact logged search terms that name an erased person (see docs/privacy.md)."""
+        ...
+
     def query(
         self,
         *,

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 from uuid import UUID
 
+from domain.personal import REDACTED, PersonalData
 from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent, now
 from domain.values import (
     DEFAULT_PHONE_REGION,
@@ -31,10 +32,10 @@ class LeadCaptured(CreationEvent):
 
     channel: Channel
     campaign: str | None = None
-    name: str
+    name: PersonalData[str]
     company: str | None = None
-    email: str | None = None
-    phone: str | None = None
+    email: PersonalData[str | None] = None
+    phone: PersonalData[str | None] = None
     region: str
     interest: str | None = None
     utm_source: str | None = None
@@ -84,7 +85,7 @@ class LeadActivityLogged(LeadEvent):
 
     activity_id: UUID
     kind: ActivityKind
-    summary: str
+    summary: PersonalData[str]
     occurred_at: datetime
 
     def apply(self, aggregate: Lead) -> None:
@@ -107,7 +108,7 @@ class LeadDisqualified(LeadEvent):
 
     TYPE: ClassVar[str] = "crm.lead.disqualified"
 
-    reason: str
+    reason: PersonalData[str]
 
     def apply(self, aggregate: Lead) -> None:
         aggregate.status = "disqualified"
@@ -148,6 +149,26 @@ class LeadConverted(LeadEvent):
         aggregate.converted_opportunity_id = self.opportunity_id
 
 
+class LeadErased(LeadEvent):
+    """The lead's personal data was erased (GDPR/PIPL): its key was destroyed with this event."""
+
+    TYPE: ClassVar[str] = "crm.lead.erased"
+
+    reason: str
+
+    def erased_subjects(self) -> tuple[UUID, ...]:
+        return (self.originator_id,)
+
+    def apply(self, aggregate: Lead) -> None:
+        # The same state a replay reads once the key is gone, so live and replayed agree.
+        aggregate.name = REDACTED
+        aggregate.email = None if aggregate.email is None else REDACTED
+        aggregate.phone = None if aggregate.phone is None else REDACTED
+        if aggregate.disqualification_reason is not None:
+            aggregate.disqualification_reason = REDACTED
+        aggregate.erased_at = self.timestamp
+
+
 class Lead(Aggregate):
     """A prospect being worked towards conversion; once converted it never changes again."""
 
@@ -176,6 +197,7 @@ class Lead(Aggregate):
     conversion_requested: bool = False
     converted_customer_id: UUID | None = None
     converted_opportunity_id: UUID | None = None
+    erased_at: datetime | None = None
 
     @classmethod
     def capture(
@@ -239,6 +261,7 @@ class Lead(Aggregate):
         occurred_at: datetime | None = None,
     ) -> None:
         check_not_converted(self)
+        check_not_erased(self)
         check_choice("kind", kind, get_args(ActivityKind))
         summary = required_text("summary", summary)
         check_aware("occurred_at", occurred_at)
@@ -260,6 +283,7 @@ class Lead(Aggregate):
 
     def disqualify(self, reason: str) -> None:
         check_not_converted(self)
+        check_not_erased(self)
         reason = required_text("reason", reason)
         if self.status != "disqualified":
             self._trigger(LeadDisqualified, reason=reason)
@@ -280,6 +304,12 @@ class Lead(Aggregate):
         check_qualified(self)
         self._trigger(LeadConverted, customer_id=customer_id, opportunity_id=opportunity_id)
 
+    def erase(self, reason: str) -> None:
+        """Erase the lead's personal data for good, whatever its status; again is a no-op."""
+        reason = required_text("reason", reason)
+        if self.erased_at is None:
+            self._trigger(LeadErased, reason=reason)
+
 
 def check_has_contact_details(lead_id: UUID, email: str | None, phone: str | None) -> None:
     if email is None and phone is None:
@@ -294,6 +324,11 @@ def check_score_in_range(lead: Lead, score: int) -> None:
 def check_not_converted(lead: Lead) -> None:
     if lead.status == "converted":
         raise LeadAlreadyConverted(lead.id, lead.converted_customer_id)
+
+
+def check_not_erased(lead: Lead) -> None:
+    if lead.erased_at is not None:
+        raise LeadIsErased(lead.id)
 
 
 def check_not_disqualified(lead: Lead) -> None:
@@ -350,3 +385,10 @@ class LeadAlreadyConverted(LeadError):
         detail = f"Lead {lead_id} was converted to customer {customer_id}"
         super().__init__(lead_id, detail, customer_id=str(customer_id))
         self.customer_id = customer_id
+
+
+class LeadIsErased(LeadError):
+    """The lead's personal data was erased; no new personal data is recorded about them."""
+
+    def __init__(self, lead_id: UUID) -> None:
+        super().__init__(lead_id, f"Lead {lead_id}'s personal data was erased")

@@ -13,6 +13,8 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from domain.personal import PersonalData
+
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:crm:event")
 
 
@@ -122,6 +124,18 @@ class DomainEvent(BaseModel):
     def type_name(cls) -> str:
         """The stored, versioned type name, e.g. `crm.lead.qualified.v1`."""
         return f"{cls.TYPE}.v{cls.class_version}"
+
+    def data_subject_id(self) -> UUID:
+        """The person (customer or lead) this event's personal data is about.
+
+        Erasing that subject destroys the key of this event's record. A record's own id by
+        default; a ticket or a task names the customer or lead it is about.
+        """
+        return self.originator_id
+
+    def erased_subjects(self) -> tuple[UUID, ...]:
+        """The data subjects whose keys are destroyed when this event is recorded (an erasure)."""
+        return ()
 
     @property
     def event_id(self) -> UUID:
@@ -251,7 +265,7 @@ class Snapshot(DomainEvent):
     TYPE: ClassVar[str] = "crm.snapshot"
 
     aggregate_type: str
-    state: dict[str, Any]
+    state: PersonalData[dict[str, Any]]  # all of it, under the record's own key
 
     @classmethod
     def take(cls, aggregate: Aggregate) -> Snapshot:

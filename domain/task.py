@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 from uuid import UUID
 
+from domain.personal import PersonalData
 from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent
 from domain.values import check_aware, check_choice, optional_text, required_text
 
@@ -19,7 +20,7 @@ class TaskCreated(CreationEvent):
 
     TYPE: ClassVar[str] = "crm.task.created"
 
-    title: str
+    title: PersonalData[str]
     assignee: str | None
     team: str
     related_kind: RelatedKind
@@ -31,6 +32,9 @@ class TaskCreated(CreationEvent):
 
     def create(self) -> Task:
         return Task.born(self, **self.model_dump(exclude=set(DomainEvent.model_fields)))
+
+    def data_subject_id(self) -> UUID:
+        return self.related_id
 
 
 class TaskEvent(DomainEvent):
@@ -55,7 +59,7 @@ class TaskCompleted(TaskEvent):
 
     TYPE: ClassVar[str] = "crm.task.completed"
 
-    note: str | None = None
+    note: PersonalData[str | None] = None
 
     def apply(self, aggregate: Task) -> None:
         aggregate.status = "completed"

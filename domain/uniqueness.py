@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from domain.personal import PersonalData
 from domain.shared import Aggregate, CreationEvent, DomainError, DomainEvent
 
 CLAIM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:crm:unique-claim")
@@ -25,8 +26,11 @@ class ValueClaimed(CreationEvent):
     TYPE: ClassVar[str] = "crm.claim.claimed"
 
     kind: str
-    value: str
+    value: PersonalData[str]
     owner_id: UUID
+
+    def data_subject_id(self) -> UUID:
+        return self.owner_id
 
     def create(self) -> UniqueClaim:
         return UniqueClaim.born(self, kind=self.kind, value=self.value, owner_id=self.owner_id)

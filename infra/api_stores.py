@@ -16,6 +16,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.types.json import Jsonb
 
 from api.ports import AccessEntry, Reservation, StoredResponse
+from domain.personal import REDACTED
 from infra.users import SCHEMA as USERS
 from projections.pagination import check_limit, decode_cursor, encode_cursor
 
@@ -198,6 +199,17 @@ class PostgresAccessLog:
         """Write what is queued (call before the process exits)."""
         self.flush()
 
+    def scrub(self, values: Sequence[str]) -> int:
+        """Redact the search terms that named an erased person; returns how many entries.
+
+        A term is scrubbed when it contains one of `values`, or is a part (3 characters or
+        more) of one: "zhang" searched for "Zhang Wei". Who searched, and when, stays.
+        """
+        self.flush()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SCRUB, (REDACTED, list(values)))
+            return curs.rowcount
+
     def query(
         self,
         *,
@@ -235,6 +247,14 @@ class PostgresAccessLog:
         page = rows[:limit]
         next_cursor = encode_cursor([page[-1]["id"]], ACCESS_KEY) if len(rows) > limit else None
         return page, next_cursor
+
+
+SCRUB = (
+    "UPDATE crm_access_log SET details = jsonb_set(details, '{q}', to_jsonb(%s::text)) "
+    "WHERE details ? 'q' AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS v(value) "
+    "WHERE strpos(lower(details->>'q'), lower(value)) > 0 "
+    "OR (length(details->>'q') >= 3 AND strpos(lower(value), lower(details->>'q')) > 0))"
+)
 
 
 def _access_row(entry: AccessEntry) -> tuple[Any, ...]:

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from eventsourcing.postgres import PostgresDatastore
 from fastapi import FastAPI
 
 from api.main import create_api
-from api.security import TokenService
 from api.services import ApiServices, Health, HealthCheck, ReadModels
+from api.token_cache import CachingTokenService
 from domain.application import CRM, CRMConfig
 from domain.shared import Clock
 from domain.sla import DEFAULT_POLICY, BusinessCalendar
@@ -20,10 +22,12 @@ from infra.api_stores import PostgresAccessLog, PostgresIdempotencyStore
 from infra.persistence import event_store_env, migrate
 from infra.projections import projection_status
 from infra.relay.status import relay_status
+from infra.sagas import saga_status
 from infra.services import ManagedServices, ServiceURLs, check_nats, check_postgres
 from infra.services.status import describe
 from infra.settings import Settings
 from infra.users import UserStore
+from projections.async_reads import AsyncReader
 from projections.customer_360 import Customer360View
 from projections.handoffs import HandoffsView
 from projections.lead_queue import LeadQueueView
@@ -68,6 +72,7 @@ def health_checks(
     if crm is not None:
         checks["projections"] = projections_health(crm)
         checks["relay"] = relay_health(crm, stream)
+        checks["sagas"] = sagas_health(crm)
     return checks
 
 
@@ -89,6 +94,24 @@ def projections_health(crm: CRM) -> HealthCheck:
         return Health(ok=not troubled, detail=detail)
 
     return projections
+
+
+def sagas_health(crm: CRM) -> HealthCheck:
+    """Every saga's state and backlog; not essential, but a stopped saga drops handoffs."""
+
+    def sagas() -> Health:
+        try:
+            statuses = saga_status(crm)
+        except Exception as error:  # a health check reports every failure instead of raising it
+            return Health(ok=False, detail=f"unknown: {describe(error)}")
+        detail = f"{len(statuses)} sagas; {sum(s.pending for s in statuses)} events pending"
+        troubled = [s for s in statuses if not s.healthy]
+        for s in troubled:
+            at = "" if s.failed_position is None else f" at position {s.failed_position}"
+            detail += f"; {s.name} {s.state}{at}"
+        return Health(ok=not troubled, detail=detail)
+
+    return sagas
 
 
 def relay_health(crm: CRM, stream: str) -> HealthCheck:
@@ -140,13 +163,24 @@ def api_services(
             handoffs=HandoffsView(datastore),
         ),
         users=UserStore(datastore),
-        tokens=TokenService(
+        tokens=CachingTokenService(
             token_secret(settings), timedelta(minutes=settings.token_lifetime_minutes)
         ),
         idempotency=PostgresIdempotencyStore(datastore),
         access_log=PostgresAccessLog(datastore),
+        async_reader=AsyncReader(async_connect_kwargs(datastore)),
+        async_pool_size=settings.db_pool_size,
         health_checks=checks or {},
     )
+
+
+def async_connect_kwargs(datastore: PostgresDatastore) -> dict[str, Any]:
+    """How to connect to the datastore's database, for the API's asyncio pool."""
+    pool_kwargs = datastore.pool.kwargs
+    if not isinstance(pool_kwargs, dict):
+        raise TypeError("the datastore's pool has no connection parameters")
+    kwargs = {key: value for key, value in pool_kwargs.items() if key != "row_factory"}
+    return {"connect_timeout": 5, **kwargs}
 
 
 @dataclass

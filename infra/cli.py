@@ -24,6 +24,7 @@ from api.security import ROLES
 from domain.application import CRM
 from infra.bootstrap import build_crm, managed_services, running
 from infra.persistence import migrate as migrate_schema
+from infra.privacy.cli import privacy_app
 from infra.projections import ProjectionSupervisor, projection_status, rebuild_many
 from infra.relay.cli import in_process_relay, relay_app, stream_app
 from infra.sagas import SagaSupervisor, saga_status
@@ -43,6 +44,7 @@ sagas_app = typer.Typer(help="Sagas: the exactly-once handoffs between departmen
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(relay_app, name="relay")
 app.add_typer(stream_app, name="stream")
+app.add_typer(privacy_app, name="privacy")
 console = Console()
 
 
@@ -312,7 +314,9 @@ def sagas_run() -> None:
 
 @sagas_app.command("status")
 def sagas_status() -> None:
-    """Per saga: its position in the log, the log's head and the events still waiting for it."""
+    """Per saga: its position in the log, the log's head, the events still waiting for it, its
+    state (running, catching up, restarting after error, stopped with error, not running) and
+    the event a failing saga is stuck at."""
     settings = get_settings()
     with managed_services(settings) as urls:
         crm = build_crm(settings, urls.database_url)
@@ -320,9 +324,18 @@ def sagas_status() -> None:
             statuses = saga_status(crm)
         finally:
             crm.close()
-    table = Table("saga", "position", "head", "pending")
-    for status in statuses:
-        table.add_row(status.name, str(status.position), str(status.head), str(status.pending))
+    table = Table("position", "head", "pending", "state", "failed at", "error")
+    table.columns.insert(0, Column("saga", no_wrap=True))  # names must stay greppable
+    for s in statuses:
+        table.add_row(
+            s.name,
+            str(s.position),
+            str(s.head),
+            str(s.pending),
+            s.state,
+            "-" if s.failed_position is None else str(s.failed_position),
+            s.error or "",
+        )
     console.print(table)
 
 

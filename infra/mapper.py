@@ -6,9 +6,19 @@ import re
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+)
 
-from domain.shared import EVENT_TYPES, DomainEvent
+from domain.personal import Path, personal_paths
+from domain.shared import EVENT_TYPES, DomainEvent, Snapshot
+from infra.privacy.fields import sealer, unsealer, walk
+from infra.privacy.keys import InMemoryKeyStore, KeyStore
 
 _VERSIONED = re.compile(r"^(?P<base>.+)\.v(?P<version>\d+)$")
 _IDENTITY = {"originator_id", "originator_version"}
@@ -45,11 +55,29 @@ def upcast(cls: type[DomainEvent], from_version: int, state: dict[str, Any]) -> 
 
 
 class PydanticMapper(Mapper[Any]):
-    """Maps frozen pydantic events to stored events and back, via a registry of type names."""
+    """Maps frozen pydantic events to stored events and back, via a registry of type names.
+
+    Personal fields (`PersonalData[...]`) are sealed under their record's own key from `keys`
+    (see infra/privacy); an erasure event destroys its subjects' keys as it is recorded.
+    """
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        cipher: Cipher | None = None,
+        compressor: Compressor | None = None,
+        keys: KeyStore | None = None,
+    ) -> None:
+        super().__init__(transcoder, cipher=cipher, compressor=compressor)
+        self.keys: KeyStore = keys if keys is not None else InMemoryKeyStore()
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: DomainEvent = domain_event
         state = event.model_dump(mode="json", exclude=_IDENTITY)
+        self._seal(event, state)
+        erased = event.erased_subjects()
+        if erased:
+            self.keys.erase(erased)
         stored_state = self.transcoder.encode(state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
@@ -77,6 +105,35 @@ class PydanticMapper(Mapper[Any]):
                 f"@{stored_event.originator_version}: {error}"
             ) from error
         state = upcast(cls, stored_version, state)
+        paths = personal_paths(cls)
+        if paths:
+            record_id = stored_event.originator_id
+            unseal = unsealer(self.keys.key_for_reading(record_id), record_id)  # type: ignore[arg-type]
+            for path in paths:
+                walk(state, path, unseal)
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cls.model_validate(state)
+
+    def _seal(self, event: DomainEvent, state: dict[str, Any]) -> None:
+        paths = personal_paths(type(event))
+        if not paths or not any(_has_value(state, path) for path in paths):
+            return
+        key = self.keys.key_for_writing(event.originator_id, event.data_subject_id())
+        if key is None and isinstance(event, Snapshot):
+            return  # an erased record's snapshot: its state holds only redactions already
+        seal = sealer(key, event.originator_id)
+        for path in paths:
+            walk(state, path, seal)
+
+
+def _has_value(state: dict[str, Any], path: Path) -> bool:
+    found = False
+
+    def note(value: Any) -> Any:
+        nonlocal found
+        found = True
+        return value
+
+    walk(state, path, note)
+    return found

@@ -11,6 +11,8 @@ from psycopg.conninfo import conninfo_to_dict
 from domain.application import CRM
 from infra.api_stores import create_api_schema
 from infra.mapper import OrjsonTranscoder, PydanticMapper
+from infra.privacy.factory import MASTER_KEY, CRMPopoFactory, CRMPostgresFactory
+from infra.privacy.keys import create_privacy_schema, master_key_text
 from infra.recorder import OneTripApplicationRecorder
 from infra.relay.tracking import create_relay_schema
 from infra.sagas import create_saga_schema
@@ -71,8 +73,10 @@ def event_store_env(
         env["POSTGRES_MAX_OVERFLOW"] = str(settings.db_max_overflow)
         env["CREATE_TABLE"] = "y" if create_table else "n"
         env["APPLICATION_RECORDER_TOPIC"] = get_topic(OneTripApplicationRecorder)
+        env["PERSISTENCE_MODULE"] = get_topic(CRMPostgresFactory)
+        env[MASTER_KEY] = master_key_text(settings)
     else:
-        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+        env["PERSISTENCE_MODULE"] = get_topic(CRMPopoFactory)
     if settings.cipher_key:
         env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
         env["CIPHER_KEY"] = settings.cipher_key
@@ -98,6 +102,7 @@ def migrate(settings: Settings, database_url: str) -> list[str]:
                 tables.append(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
             datastore = app.recorder.datastore  # type: ignore[attr-defined]
             create_registry(datastore)
+            create_privacy_schema(datastore)
             create_api_schema(datastore)
             create_relay_schema(datastore)
             create_saga_schema(datastore)

@@ -23,6 +23,7 @@ from projections.catchup import EventFailed, Progress, catch_up
 from projections.readmodel import (
     REGISTRY_TABLE,
     ReadModelMoved,
+    SchemaOutdated,
     create_registry,
     install,
 )
@@ -77,6 +78,14 @@ class ProjectionWorker(threading.Thread):
             except ReadModelMoved:
                 self.stopping.wait(0.05)
                 continue  # a rebuild switched versions, or another writer moved: reload
+            except SchemaOutdated as error:  # new code, old tables: rebuild beside, then switch
+                logger.warning("%s; rebuilding it now", error)
+                self._record("rebuilding", str(error))
+                try:
+                    rebuild(self.crm, self.spec)
+                    continue
+                except RebuildInProgress:
+                    pass  # another process rebuilds it: wait for the switch
             except EventFailed as error:
                 failures = failures + 1 if error.position == failed_at else 1
                 failed_at = error.position

@@ -6,7 +6,9 @@ transaction (the library's `PostgresProcessRecorder`, pointed at the CRM's table
 the commit leaves neither; a second instance that processed the same event fails on the tracking
 row and rolls back. One worker per saga leads (advisory lock), the others stand by.
 Durable timers are rows in `crm_saga_timers`, planned in the reaction's transaction and fired
-(once, row locked) in a transaction that also saves the firing's events.
+(once, row locked) in a transaction that also saves the firing's events. Each saga's state
+(running, restarting after an error, stopped at a failing event) is a row in `crm_sagas`, with a
+heartbeat, for `crm sagas status` and GET /health.
 See docs/adr/0011-sagas-exactly-once.md.
 """
 
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +30,6 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent, Tracking
 from eventsourcing.postgres import (
     PostgresDatastore,
-    PostgresProcessRecorder,
     PostgresTrackingRecorder,
 )
 from psycopg.rows import DictRow
@@ -34,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import CRM
 from domain.shared import DomainEvent, FixedClock, command_context
+from infra.recorder import KeyedProcessRecorder
 from infra.workers import WorkerGroup, lead_when_elected
 from sagas.base import Saga, Timer, TimerPlan
 from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
@@ -47,7 +52,9 @@ logger = logging.getLogger(__name__)
 
 TRACKING_TABLE = "crm_saga_tracking"
 TIMERS_TABLE = "crm_saga_timers"
+REGISTRY_TABLE = "crm_sagas"
 MIN_BACKOFF = 0.5
+HEARTBEAT_STALE_SECONDS = 10.0
 
 
 class SagaSettings(BaseSettings):
@@ -93,16 +100,26 @@ TIMERS_DDL = (
     """CREATE INDEX IF NOT EXISTS {pending} ON {timers} (saga, fire_at)
         WHERE fired_at IS NULL AND cancelled_at IS NULL""",
     "CREATE INDEX IF NOT EXISTS {subjects} ON {timers} (saga, subject_id)",
+    # One row per saga, written by its leading worker: `failed_position` is the event it fails on.
+    """CREATE TABLE IF NOT EXISTS {registry} (
+        name text PRIMARY KEY,
+        state text NOT NULL,
+        failed_position bigint,
+        error text,
+        worker text,
+        heartbeat_at timestamptz)""",
 )
 
 
 def create_saga_schema(datastore: PostgresDatastore) -> None:
-    """Create the sagas' tracking and timers tables (`crm migrate`; workers never create tables)."""
+    """Create the sagas' tracking, timers and registry tables (`crm migrate`; workers never
+    create tables)."""
     PostgresTrackingRecorder(datastore, tracking_table_name=TRACKING_TABLE).create_table()
     names = {
         "timers": Identifier(TIMERS_TABLE),
         "pending": Identifier(f"{TIMERS_TABLE}_pending"),
         "subjects": Identifier(f"{TIMERS_TABLE}_subjects"),
+        "registry": Identifier(REGISTRY_TABLE),
     }
     with datastore.transaction(commit=True) as curs:
         for statement in TIMERS_DDL:
@@ -139,7 +156,7 @@ NEXT_FIRE_AT = SQL(
 ).format(Identifier(TIMERS_TABLE))
 
 
-class SagaRecorder(PostgresProcessRecorder):
+class SagaRecorder(KeyedProcessRecorder):
     """The CRM's events table plus the sagas' tracking table: events and position in one commit.
 
     It saves with the library's transaction (tracking row, table lock, NOTIFY, insert), not the
@@ -244,13 +261,15 @@ class SagaRunner:
             events_table_name=crm.recorder.events_table_name,  # type: ignore[attr-defined]
             tracking_table_name=TRACKING_TABLE,
         )
+        self.recorder.keys = getattr(crm.recorder, "keys", None)  # seals the reactions' data
 
     def position(self) -> int:
         """The position of the last event this saga has handled (0: none)."""
         return self.recorder.max_tracking_id(self.saga.name) or 0
 
-    def catch_up(self) -> int:
-        """Handle every event after the saga's position; returns how many were handled."""
+    def catch_up(self, on_event: Callable[[int], None] | None = None) -> int:
+        """Handle every event after the saga's position; returns how many were handled.
+        `on_event(position)` is called after each (the worker's heartbeat on a long backlog)."""
         handled = 0
         while True:
             batch = self.crm.recorder.select_notifications(
@@ -264,6 +283,8 @@ class SagaRunner:
             for notification in batch:
                 self.handle(notification)
                 handled += 1
+                if on_event is not None:
+                    on_event(notification.id)
 
     def handle(self, notification: Notification) -> None:
         """React to one event and save the reaction with the position, or fail having saved none.
@@ -347,7 +368,8 @@ def lock_key(name: str) -> int:
 
 
 class SagaWorker(threading.Thread):
-    """Runs one saga while it holds that saga's advisory lock; otherwise stands by."""
+    """Runs one saga while it holds that saga's advisory lock; otherwise stands by. While it
+    leads, it records the saga's state in `crm_sagas` (with a heartbeat at most once a second)."""
 
     def __init__(
         self,
@@ -369,6 +391,8 @@ class SagaWorker(threading.Thread):
         self.timer_backoff = 0.0
         self.state = "standby"
         self.error: str | None = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self._last_beat = 0.0
 
     def run(self) -> None:
         failures, failed_at = 0, None
@@ -385,11 +409,14 @@ class SagaWorker(threading.Thread):
                 if failures >= self.max_failures:
                     logger.error("saga stopped: %s", error)
                     self.state = "stopped"
+                    self._record("stopped", str(error), error.position)
                     return
                 logger.warning("%s; retrying", error)
+                self._record("error", str(error), error.position)
             except Exception as error:  # e.g. the database went away: back off, try again
                 logger.exception("saga %s failed; restarting", self.runner.saga.name)
                 self.state, self.error = "error", f"{type(error).__name__}: {error}"
+                self._record("error", self.error, None)
             self.stopping.wait(self.backoff)
             self.backoff = min(self.backoff * 2, self.max_backoff)
 
@@ -409,7 +436,7 @@ class SagaWorker(threading.Thread):
             listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
             while not self.stopping.is_set():
                 leadership.execute("SELECT 1")  # the lock lives as long as this session
-                self.runner.catch_up()
+                self.runner.catch_up(on_event=self._beat)
                 wait = 1.0
                 if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
                     self.runner.fire_due_timers()
@@ -421,9 +448,37 @@ class SagaWorker(threading.Thread):
                         wait = max(wait, self.timer_backoff)
                     else:
                         self.timer_backoff = 0.0
+                if self.state != "running":
+                    self._record("running", None, None)
                 self.state, self.error, self.backoff = "running", None, MIN_BACKOFF
+                self._beat()
                 for _ in listener.notifies(timeout=wait, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
+
+    def _beat(self, position: int | None = None) -> None:
+        """The heartbeat of a running saga (at most once a second)."""
+        if time.monotonic() - self._last_beat >= 1.0:
+            self._record("running", None, None)
+
+    def _record(self, state: str, error: str | None, failed_position: int | None) -> None:
+        self._last_beat = time.monotonic()
+        datastore = self.runner.crm.recorder.datastore  # type: ignore[attr-defined]
+        try:
+            with datastore.transaction(commit=True) as curs:
+                curs.execute(
+                    RECORD_STATE,
+                    (self.runner.saga.name, state, failed_position, error, self.worker_id),
+                )
+        except Exception:  # status is best effort; the worker's own loop reports real failures
+            logger.exception("could not record the state of saga %s", self.runner.saga.name)
+
+
+RECORD_STATE = SQL(
+    "INSERT INTO {} AS s (name, state, failed_position, error, worker, heartbeat_at) "
+    "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET state = "
+    "EXCLUDED.state, failed_position = EXCLUDED.failed_position, error = EXCLUDED.error, "
+    "worker = EXCLUDED.worker, heartbeat_at = EXCLUDED.heartbeat_at"
+).format(Identifier(REGISTRY_TABLE))
 
 
 class SagaSupervisor(WorkerGroup[SagaWorker]):
@@ -440,16 +495,23 @@ class SagaSupervisor(WorkerGroup[SagaWorker]):
 
 @dataclass(frozen=True)
 class SagaStatus:
-    """Where one saga stands against the log."""
+    """Where one saga stands against the log, and whether a worker runs it."""
 
     name: str
     position: int
     head: int
     pending: int
+    state: str = "not running"
+    failed_position: int | None = None  # the event a stopped or retrying saga fails on
+    error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in ("running", "catching up")
 
 
 def saga_status(crm: CRM, sagas: Sequence[Saga] | None = None) -> list[SagaStatus]:
-    """Per saga: its position, the log's head and how many of its events wait."""
+    """Per saga: its position, the log's head, how many of its events wait, and its state."""
     head = crm.recorder.max_notification_id() or 0
     table = crm.recorder.events_table_name  # type: ignore[attr-defined]
     statuses = []
@@ -464,5 +526,36 @@ def saga_status(crm: CRM, sagas: Sequence[Saga] | None = None) -> list[SagaStatu
                 ).format(Identifier(table)),
                 (position, head, runner.topics),
             ).fetchone()
-        statuses.append(SagaStatus(saga.name, position, head, int(row["n"]) if row else 0))
+            registry = conn.execute(
+                SQL(
+                    "SELECT *, extract(epoch FROM now() - heartbeat_at) AS heartbeat_age "
+                    "FROM {} WHERE name = %s"
+                ).format(Identifier(REGISTRY_TABLE)),
+                (saga.name,),
+            ).fetchone()
+        pending = int(row["n"]) if row else 0
+        statuses.append(
+            SagaStatus(
+                saga.name,
+                position,
+                head,
+                pending,
+                state=_state(registry, pending),
+                failed_position=registry["failed_position"] if registry else None,
+                error=registry["error"] if registry else None,
+            )
+        )
     return statuses
+
+
+def _state(registry: DictRow | None, pending: int) -> str:
+    if registry is None:
+        return "not running"  # no worker has ever led this saga
+    if registry["state"] == "stopped":
+        return "stopped with error"  # until a worker leads it again: a restart retries
+    age = registry["heartbeat_age"]  # measured by the database's clock, like the heartbeat
+    if age is None or float(age) > HEARTBEAT_STALE_SECONDS:
+        return "not running"
+    if registry["state"] == "error":
+        return "restarting after error"
+    return "catching up" if pending else "running"

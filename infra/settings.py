@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.opportunity import DEFAULT_STAGE_PROBABILITIES
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     cipher_key: str | None = None
+    # Wraps every person's data key (docs/privacy.md); without one, a key is generated once and
+    # kept in data_dir/master-key. Base64 of 32 bytes.
+    master_key: SecretStr | None = None
     compress: bool = False
     customer_snapshot_interval: int = Field(default=50, ge=0)
     command_retries: int = Field(default=5, ge=0)

@@ -15,7 +15,12 @@ from eventsourcing.persistence import (
 )
 
 from domain.shared import DomainEvent
-from projections.readmodel import ReadModelMoved, ReadModelProjection, ReadModelView
+from projections.readmodel import (
+    ReadModelMoved,
+    ReadModelProjection,
+    ReadModelView,
+    SchemaOutdated,
+)
 
 # Failures of the database or the network, not of an event: retried, never blamed on one.
 TRANSIENT: tuple[type[Exception], ...] = (
@@ -24,7 +29,8 @@ TRANSIENT: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )
-PASS_THROUGH: tuple[type[Exception], ...] = (ReadModelMoved, *TRANSIENT)
+# Not an event's fault either: the read model moved on, or needs a rebuild for a new schema.
+PASS_THROUGH: tuple[type[Exception], ...] = (ReadModelMoved, SchemaOutdated, *TRANSIENT)
 
 Progress = Callable[[int, int, int], None]  # (position, head, events applied so far)
 

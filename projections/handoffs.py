@@ -7,12 +7,22 @@ A handoff is one cause waiting for its effect:
 - `qualification_to_conversion`: a lead was first qualified -> it was converted;
 - `win_to_onboarding`: a deal was won -> the ticket whose `causation_id` is the win's event id
   (the onboarding ticket the deal-won saga opens) was opened;
-- `breach_to_escalation`: a ticket missed an SLA due time -> the ticket's next escalation
-  (one handoff per ticket and missed measure, the first breach of it).
+- `breach_to_escalation`: a ticket missed an SLA due time (the SLA escalation saga records the
+  breach and escalates the ticket at once) -> the first action of a person on the ticket after
+  it: any ticket event (assigned, responded, paused, resumed, escalated, reprioritised,
+  resolved, closed, reopened) whose actor is not a saga or the system (one handoff per ticket
+  and missed measure, the first breach of it).
 There is one row per handoff (kind, cause record, measure), open (`effect_at` null) until the
 effect happens. Times are the events' recorded timestamps; `month` is the cause's calendar
-month in UTC. `team` is the team an event names (a ticket's); where none does, reports group by
-the owner instead.
+month in UTC.
+
+`team` is the team the handoff went to. A breach's is its ticket's. A lead's or a deal's is its
+owner's team, as the log names it: the lead-routing saga gives every lead it routes a
+first-contact task (`TaskCreated`, `source_saga` "lead_routing") for the team whose member (or
+queue) owns the lead, so that task teaches `owner_teams` the lead owner's team and sets it on
+that lead's open handoffs. A handoff takes its owner's known team when it gets its owner; an
+owner the saga has never named a team for leaves it null, and reports then group by the owner.
+A rebuild from the log gives the same teams; a change of the routing rules moves no handoff.
 """
 
 from __future__ import annotations
@@ -27,11 +37,21 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.lead import LeadActivityLogged, LeadAssigned, LeadCaptured, LeadConverted, LeadQualified
 from domain.opportunity import OpportunityOpened, OpportunityWon
+from domain.shared import DomainEvent
+from domain.task import TaskCreated
 from domain.ticket import (
     SlaMeasure,
     TicketAssigned,
+    TicketClosed,
     TicketEscalated,
+    TicketEvent,
+    TicketFirstResponded,
     TicketOpened,
+    TicketPausedForCustomer,
+    TicketPriorityChanged,
+    TicketReopened,
+    TicketResolved,
+    TicketResumed,
     TicketSlaBreached,
 )
 from projections.bulk import BulkRebuild
@@ -47,6 +67,23 @@ WIN: Final = "win_to_onboarding"
 BREACH: Final = "breach_to_escalation"
 HANDOFF_KINDS: tuple[str, ...] = (CAPTURE, ASSIGNMENT, QUALIFICATION, WIN, BREACH)
 NO_MEASURE: Final = ""  # the `measure` of every handoff but a breach
+LEAD_KINDS: tuple[str, ...] = (CAPTURE, ASSIGNMENT, QUALIFICATION)
+# The saga whose first-contact tasks name a lead owner's team (sagas.lead_routing; projections
+# do not import sagas, tests check the name).
+ROUTING_SAGA: Final = "lead_routing"
+# Actors that are not a person: their ticket events do not answer a breach.
+AUTOMATED_ACTORS: tuple[str, ...] = ("saga:", "system:")
+# What a person may do to a ticket (TicketAssigned too, handled with the ticket's team).
+TICKET_ACTIONS: tuple[type[TicketEvent], ...] = (
+    TicketFirstResponded,
+    TicketPausedForCustomer,
+    TicketResumed,
+    TicketEscalated,
+    TicketPriorityChanged,
+    TicketResolved,
+    TicketClosed,
+    TicketReopened,
+)
 
 # Reports group by the team an event named, else by the owner (a team of one, or a queue).
 TEAM = "coalesce(team, owner)"
@@ -56,6 +93,16 @@ SECONDS = "extract(epoch FROM effect_at - cause_at)"
 def month_of(at: datetime) -> str:
     """The calendar month (UTC) a cause happened in, as `YYYY-MM`."""
     return at.astimezone(UTC).strftime("%Y-%m")
+
+
+def by_a_person(event: DomainEvent) -> bool:
+    """Whether a person (not a saga, not the system) recorded the event."""
+    return not event.actor.startswith(AUTOMATED_ACTORS)
+
+
+def names_an_owners_team(event: TaskCreated) -> bool:
+    """Whether the task is a lead's first contact, given by the routing saga to the owner's team."""
+    return event.source_saga == ROUTING_SAGA and event.related_kind == "lead"
 
 
 class HandoffsView(ReadModelView):
@@ -72,6 +119,7 @@ class HandoffsView(ReadModelView):
         "leads": "lead_id uuid PRIMARY KEY, region text NOT NULL, owner text",
         "deals": "opportunity_id uuid PRIMARY KEY, customer_id uuid NOT NULL, owner text NOT NULL",
         "tickets": "ticket_id uuid PRIMARY KEY, customer_id uuid NOT NULL, agent text, team text",
+        "owner_teams": "owner text PRIMARY KEY, team text NOT NULL",
     }
     indexes: ClassVar[dict[str, list[str]]] = {
         "handoffs": ["month, kind", "cause_event_id", "owner"]
@@ -165,22 +213,43 @@ class HandoffsProjection(ReadModelProjection):
             SQL("UPDATE {} SET owner = %s WHERE lead_id = %s").format(self.view.table("leads")),
             (event.owner, lead),
         )
-        self._effect(curs, CAPTURE, lead, event.timestamp, owner=event.owner)
+        team = self._team_of(curs, event.owner)
+        self._effect(curs, CAPTURE, lead, event.timestamp, owner=event.owner, team=team)
         curs.execute(
             SQL(
                 "INSERT INTO {} AS h (kind, cause_id, cause_event_id, cause_at, region, owner, "
-                "month) SELECT %s, lead_id, %s, %s, region, %s, %s FROM {} WHERE lead_id = %s "
-                "ON CONFLICT (kind, cause_id, measure) DO UPDATE SET owner = EXCLUDED.owner "
-                "WHERE h.effect_at IS NULL"
+                "team, month) SELECT %s, lead_id, %s, %s, region, %s, %s, %s FROM {} "
+                "WHERE lead_id = %s ON CONFLICT (kind, cause_id, measure) DO UPDATE SET "
+                "owner = EXCLUDED.owner, team = EXCLUDED.team WHERE h.effect_at IS NULL"
             ).format(self.view.table("handoffs"), self.view.table("leads")),
             (
                 ASSIGNMENT,
                 event.event_id,
                 event.timestamp,
                 event.owner,
+                team,
                 month_of(event.timestamp),
                 lead,
             ),
+        )
+
+    @handles(TaskCreated)
+    def task_created(self, curs: Cursor[DictRow], event: TaskCreated) -> None:
+        if not names_an_owners_team(event):
+            return
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (owner, team) SELECT owner, %s FROM {} WHERE lead_id = %s "
+                "AND owner IS NOT NULL ON CONFLICT (owner) DO UPDATE SET team = EXCLUDED.team"
+            ).format(self.view.table("owner_teams"), self.view.table("leads")),
+            (event.team, event.related_id),
+        )
+        curs.execute(
+            SQL(
+                "UPDATE {} h SET team = %s FROM {} l WHERE l.lead_id = %s "
+                "AND h.cause_id = l.lead_id AND h.owner = l.owner AND h.kind = ANY(%s)"
+            ).format(self.view.table("handoffs"), self.view.table("leads")),
+            (event.team, event.related_id, list(LEAD_KINDS)),
         )
 
     @handles(LeadActivityLogged)
@@ -191,10 +260,15 @@ class HandoffsProjection(ReadModelProjection):
     def qualified(self, curs: Cursor[DictRow], event: LeadQualified) -> None:
         curs.execute(
             SQL(
-                "INSERT INTO {} (kind, cause_id, cause_event_id, cause_at, region, owner, month) "
-                "SELECT %s, lead_id, %s, %s, region, owner, %s FROM {} WHERE lead_id = %s "
+                "INSERT INTO {} (kind, cause_id, cause_event_id, cause_at, region, owner, team, "
+                "month) SELECT %s, l.lead_id, %s, %s, l.region, l.owner, t.team, %s FROM {} l "
+                "LEFT JOIN {} t ON t.owner = l.owner WHERE l.lead_id = %s "
                 "ON CONFLICT (kind, cause_id, measure) DO NOTHING"
-            ).format(self.view.table("handoffs"), self.view.table("leads")),
+            ).format(
+                self.view.table("handoffs"),
+                self.view.table("leads"),
+                self.view.table("owner_teams"),
+            ),
             (
                 QUALIFICATION,
                 event.event_id,
@@ -230,9 +304,14 @@ class HandoffsProjection(ReadModelProjection):
         curs.execute(
             SQL(
                 "INSERT INTO {} (kind, cause_id, cause_event_id, cause_at, customer_id, owner, "
-                "month) SELECT %s, opportunity_id, %s, %s, customer_id, owner, %s FROM {} "
-                "WHERE opportunity_id = %s ON CONFLICT (kind, cause_id, measure) DO NOTHING"
-            ).format(self.view.table("handoffs"), self.view.table("deals")),
+                "team, month) SELECT %s, d.opportunity_id, %s, %s, d.customer_id, d.owner, "
+                "t.team, %s FROM {} d LEFT JOIN {} t ON t.owner = d.owner "
+                "WHERE d.opportunity_id = %s ON CONFLICT (kind, cause_id, measure) DO NOTHING"
+            ).format(
+                self.view.table("handoffs"),
+                self.view.table("deals"),
+                self.view.table("owner_teams"),
+            ),
             (WIN, event.event_id, event.timestamp, month_of(event.timestamp), event.originator_id),
         )
 
@@ -263,6 +342,7 @@ class HandoffsProjection(ReadModelProjection):
             ),
             (event.agent, event.team, event.originator_id),
         )
+        self.ticket_acted(curs, event)
 
     @handles(TicketSlaBreached)
     def breached(self, curs: Cursor[DictRow], event: TicketSlaBreached) -> None:
@@ -282,9 +362,20 @@ class HandoffsProjection(ReadModelProjection):
             ),
         )
 
-    @handles(TicketEscalated)
-    def escalated(self, curs: Cursor[DictRow], event: TicketEscalated) -> None:
-        self._effect(curs, BREACH, event.originator_id, event.timestamp)
+    @handles(*TICKET_ACTIONS)
+    def ticket_acted(self, curs: Cursor[DictRow], event: TicketEvent) -> None:
+        """A person's first action on a ticket answers its open breaches (sagas' do not)."""
+        if by_a_person(event):
+            self._effect(curs, BREACH, event.originator_id, event.timestamp)
+
+    def _team_of(self, curs: Cursor[DictRow], owner: str) -> str | None:
+        """The owner's team as the routing saga last named it (None: never named)."""
+        curs.execute(
+            SQL("SELECT team FROM {} WHERE owner = %s").format(self.view.table("owner_teams")),
+            (owner,),
+        )
+        row = curs.fetchone()
+        return None if row is None else str(row["team"])
 
     def _effect(
         self, curs: Cursor[DictRow], kind: str, cause_id: UUID, at: datetime, **columns: Any
@@ -316,16 +407,34 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
     @handles(LeadAssigned)
     def assigned(self, event: LeadAssigned) -> None:
         lead = self.tables["leads"].set(event.originator_id, owner=event.owner)
-        self._effect(CAPTURE, event.originator_id, event.timestamp, owner=event.owner)
+        team = self._team_of(event.owner)
+        self._effect(CAPTURE, event.originator_id, event.timestamp, owner=event.owner, team=team)
         if lead is None:
             return  # INSERT ... SELECT of no row
         row = self.tables["handoffs"].get((ASSIGNMENT, event.originator_id, NO_MEASURE))
         if row is None:
             self._add_new(
-                ASSIGNMENT, event.originator_id, event, region=lead["region"], owner=event.owner
+                ASSIGNMENT,
+                event.originator_id,
+                event,
+                region=lead["region"],
+                owner=event.owner,
+                team=team,
             )
         elif row["effect_at"] is None:
-            row["owner"] = event.owner
+            row.update(owner=event.owner, team=team)
+
+    @handles(TaskCreated)
+    def task_created(self, event: TaskCreated) -> None:
+        lead = self.tables["leads"].get(event.related_id)
+        if not names_an_owners_team(event) or lead is None or lead["owner"] is None:
+            return
+        owner = lead["owner"]
+        self.tables["owner_teams"].put(owner, owner=owner, team=event.team)
+        for kind in LEAD_KINDS:
+            row = self.tables["handoffs"].get((kind, event.related_id, NO_MEASURE))
+            if row is not None and row["owner"] == owner:
+                row["team"] = event.team
 
     @handles(LeadActivityLogged)
     def activity(self, event: LeadActivityLogged) -> None:
@@ -341,6 +450,7 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
                 event,
                 region=lead["region"],
                 owner=lead["owner"],
+                team=self._team_of(lead["owner"]),
             )
 
     @handles(LeadConverted)
@@ -368,7 +478,12 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
         if deal is None:
             return
         row = self._add_new(
-            WIN, event.originator_id, event, customer_id=deal["customer_id"], owner=deal["owner"]
+            WIN,
+            event.originator_id,
+            event,
+            customer_id=deal["customer_id"],
+            owner=deal["owner"],
+            team=self._team_of(deal["owner"]),
         )
         if row is not None:
             self.wins[event.event_id] = event.originator_id
@@ -384,6 +499,7 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
     @handles(TicketAssigned)
     def ticket_assigned(self, event: TicketAssigned) -> None:
         self.tables["tickets"].set(event.originator_id, agent=event.agent, team=event.team)
+        self.ticket_acted(event)
 
     @handles(TicketSlaBreached)
     def breached(self, event: TicketSlaBreached) -> None:
@@ -399,10 +515,15 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
                 team=ticket["team"],
             )
 
-    @handles(TicketEscalated)
-    def escalated(self, event: TicketEscalated) -> None:
-        for measure in SlaMeasure:
-            self._effect(BREACH, event.originator_id, event.timestamp, str(measure))
+    @handles(*TICKET_ACTIONS)
+    def ticket_acted(self, event: TicketEvent) -> None:
+        if by_a_person(event):
+            for measure in SlaMeasure:
+                self._effect(BREACH, event.originator_id, event.timestamp, str(measure))
+
+    def _team_of(self, owner: str | None) -> str | None:
+        row = None if owner is None else self.tables["owner_teams"].get(owner)
+        return None if row is None else str(row["team"])
 
     def _add_new(
         self, kind: str, cause_id: UUID, cause: Any, measure: str = NO_MEASURE, **values: Any

@@ -8,19 +8,23 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Literal
 
+from domain.customer import CustomerErased
 from domain.lead import (
     LeadActivityLogged,
     LeadAssigned,
     LeadCaptured,
     LeadConverted,
     LeadDisqualified,
+    LeadErased,
     LeadQualified,
     LeadReopened,
     LeadScored,
 )
+from domain.personal import REDACTED
 from projections.bulk import BulkRebuild
+from projections.erasure import ErasureEvent, erased_ids
 from projections.pagination import InvalidCursor, check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
 from projections.visibility import Visibility
@@ -32,16 +36,21 @@ QUEUE_KEY = "(owner IS NOT NULL), (-coalesce(score, -1)), captured_at, lead_id"
 
 
 class LeadQueueView(ReadModelView):
-    """One row per lead, kept current; speed-to-lead is derived from it at query time."""
+    """One row per lead, kept current; speed-to-lead is derived from it at query time.
+
+    `erased_at`: when the lead's personal data was erased (its own erasure, or a customer's that
+    named it); its name reads "[erased]" from then on.
+    """
 
     name: ClassVar[str] = "lead_queue"
+    schema: ClassVar[int] = 2  # 2: erased_at
     tables: ClassVar[dict[str, str]] = {
         "leads": (
             "lead_id uuid PRIMARY KEY, name text NOT NULL, company text, channel text NOT NULL, "
             "campaign text, region text NOT NULL, status text NOT NULL, owner text, "
             "score int, captured_at timestamptz NOT NULL, first_activity_at timestamptz, "
             "last_activity_at timestamptz, converted_customer_id uuid, "
-            "updated_at timestamptz NOT NULL"
+            "updated_at timestamptz NOT NULL, erased_at timestamptz"
         )
     }
     indexes: ClassVar[dict[str, list[str]]] = {"leads": [QUEUE_KEY, "status", "owner"]}
@@ -178,6 +187,17 @@ class LeadQueueProjection(ReadModelProjection):
     def converted(self, curs: Cursor[DictRow], event: LeadConverted) -> None:
         self._set(curs, event, status="converted", converted_customer_id=event.customer_id)
 
+    @handles(LeadErased, CustomerErased)
+    def erased(self, curs: Cursor[DictRow], event: ErasureEvent) -> None:
+        # A customer's erasure reaches the leads it names (a lead is its own data subject).
+        curs.execute(
+            SQL(
+                "UPDATE {} SET name = {}, erased_at = coalesce(erased_at, %s), updated_at = %s "
+                "WHERE lead_id = ANY(%s)"
+            ).format(self.view.table("leads"), Literal(REDACTED)),
+            (event.timestamp, event.timestamp, erased_ids(event)),
+        )
+
     def _set(self, curs: Cursor[DictRow], event: Any, **columns: Any) -> None:
         assignments = SQL(", ").join(SQL(f"{column} = %s") for column in columns)
         curs.execute(
@@ -239,6 +259,14 @@ class LeadQueueRebuild(BulkRebuild, rebuilds=LeadQueueProjection):
     @handles(LeadConverted)
     def converted(self, event: LeadConverted) -> None:
         self._set(event, status="converted", converted_customer_id=event.customer_id)
+
+    @handles(LeadErased, CustomerErased)
+    def erased(self, event: ErasureEvent) -> None:
+        for lead_id in erased_ids(event):
+            row = self.tables["leads"].get(lead_id)
+            if row is not None:
+                erased_at = row["erased_at"] or event.timestamp
+                row.update(name=REDACTED, erased_at=erased_at, updated_at=event.timestamp)
 
     def _set(self, event: Any, **columns: Any) -> None:
         self.tables["leads"].set(event.originator_id, **columns, updated_at=event.timestamp)

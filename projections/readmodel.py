@@ -31,11 +31,16 @@ class ReadModelView(PostgresTrackingRecorder):
     `indexes` (logical name -> index column lists). Version N of table `deals` of read model
     `sales_funnel` is `rm_sales_funnel_vN_deals`; readers query the view
     `rm_sales_funnel_deals`, which `activate()` points at the active version atomically.
+
+    `schema` is the revision of `tables` and `indexes`: bump it when they change. Versions are
+    built with the schema of the code that built them, so a changed schema takes a rebuild (a
+    new version, blue/green); until then live writers refuse the old one (`SchemaOutdated`).
     """
 
     name: ClassVar[str] = ""
     tables: ClassVar[dict[str, str]] = {}
     indexes: ClassVar[dict[str, list[str]]] = {}
+    schema: ClassVar[int] = 1
 
     def __init__(self, datastore: PostgresDatastore, version: int = 1) -> None:
         self.version = version
@@ -110,14 +115,17 @@ class ReadModelView(PostgresTrackingRecorder):
         """Lock the tracking row (and, live, the registry row); refuse if either moved on."""
         if live:
             curs.execute(
-                SQL("SELECT active_version FROM {} WHERE name = %s FOR SHARE").format(
-                    Identifier(REGISTRY_TABLE)
-                ),
+                SQL(
+                    "SELECT active_version, coalesce(schema_revision, 1) AS schema FROM {} "
+                    "WHERE name = %s FOR SHARE"
+                ).format(Identifier(REGISTRY_TABLE)),
                 (self.name,),
             )
             row = curs.fetchone()
             if row is None or row["active_version"] != self.version:
                 raise VersionSwitched(self.name, self.version)
+            if row["schema"] != self.schema:
+                raise SchemaOutdated(self.name, self.version, row["schema"], self.schema)
         tracking = self.table("tracking")
         curs.execute(
             SQL(
@@ -154,10 +162,11 @@ class ReadModelView(PostgresTrackingRecorder):
                 )
             curs.execute(
                 SQL(
-                    "INSERT INTO {} (name, active_version) VALUES (%s, %s) "
-                    "ON CONFLICT (name) DO UPDATE SET active_version = EXCLUDED.active_version"
+                    "INSERT INTO {} (name, active_version, schema_revision) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET active_version = EXCLUDED.active_version, "
+                    "schema_revision = EXCLUDED.schema_revision"
                 ).format(Identifier(REGISTRY_TABLE)),
-                (self.name, self.version),
+                (self.name, self.version, self.schema),
             )
 
     def drop(self) -> None:
@@ -262,6 +271,19 @@ def create_registry(datastore: PostgresDatastore) -> None:
                 "worker text, heartbeat_at timestamptz)"
             ).format(Identifier(REGISTRY_TABLE))
         )
+        # The schema revision the active version was built with (none: 1, the first); added
+        # to registries made before it, only then (ALTER locks the table even when it is a no-op).
+        curs.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = 'schema_revision' AND NOT attisdropped",
+            (REGISTRY_TABLE,),
+        )
+        if curs.fetchone() is None:
+            curs.execute(
+                SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS schema_revision int").format(
+                    Identifier(REGISTRY_TABLE)
+                )
+            )
 
 
 def active_version(datastore: PostgresDatastore, name: str) -> int | None:
@@ -301,6 +323,16 @@ class PositionMoved(ReadModelMoved):
 
     def __init__(self, name: str, start: int) -> None:
         super().__init__(f"Read model {name} is no longer at position {start}")
+
+
+class SchemaOutdated(Exception):
+    """The active version was built with another schema than this code's: rebuild it."""
+
+    def __init__(self, name: str, version: int, built: int, wanted: int) -> None:
+        super().__init__(
+            f"Read model {name} v{version} has schema {built}, this code needs {wanted}: "
+            f"rebuild it (crm projections rebuild {name})"
+        )
 
 
 class ActiveVersionNotDropped(Exception):

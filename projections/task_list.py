@@ -8,10 +8,14 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Literal
 
+from domain.customer import CustomerErased
+from domain.lead import LeadErased
+from domain.personal import REDACTED
 from domain.task import TaskCancelled, TaskCompleted, TaskCreated, TaskReassigned
 from projections.bulk import BulkRebuild
+from projections.erasure import ErasureEvent, erased_ids
 from projections.pagination import InvalidCursor, check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
 from projections.visibility import Visibility
@@ -151,6 +155,16 @@ class TaskListProjection(ReadModelProjection):
     def cancelled(self, curs: Cursor[DictRow], event: TaskCancelled) -> None:
         self._set(curs, event, status="cancelled", closed_at=event.timestamp)
 
+    @handles(CustomerErased, LeadErased)
+    def erased(self, curs: Cursor[DictRow], event: ErasureEvent) -> None:
+        # A task's data subject is its related record: erasing either erases the task's title.
+        curs.execute(
+            SQL(
+                "UPDATE {} SET title = {} WHERE task_id = ANY(%(ids)s) OR related_id = ANY(%(ids)s)"
+            ).format(self.view.table("tasks"), Literal(REDACTED)),
+            {"ids": erased_ids(event)},
+        )
+
     def _set(self, curs: Cursor[DictRow], event: Any, **columns: Any) -> None:
         assignments = SQL(", ").join(SQL(f"{column} = %s") for column in columns)
         curs.execute(
@@ -194,6 +208,13 @@ class TaskListRebuild(BulkRebuild, rebuilds=TaskListProjection):
     @handles(TaskCancelled)
     def cancelled(self, event: TaskCancelled) -> None:
         self._set(event, status="cancelled", closed_at=event.timestamp)
+
+    @handles(CustomerErased, LeadErased)
+    def erased(self, event: ErasureEvent) -> None:
+        ids = set(erased_ids(event))
+        for row in self.tables["tasks"]:
+            if row["task_id"] in ids or row["related_id"] in ids:
+                row["title"] = REDACTED
 
     def _set(self, event: Any, **columns: Any) -> None:
         self.tables["tasks"].set(event.originator_id, **columns, updated_at=event.timestamp)

@@ -23,6 +23,11 @@ from infra.services import (
     with_database,
 )
 
+# One master key for the whole run, so databases cloned from the migrated template (whose
+# key check it recorded) open with it; tests of a wrong key pass their own.
+TEST_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1jcm0tc3VpdGU="
+os.environ.setdefault("CRM_MASTER_KEY", TEST_MASTER_KEY)
+
 CI_TRUE_VALUES = {"true", "1", "yes"}
 # A test gets the marker when it uses the fixture, directly or through another fixture.
 MARKER_FOR_FIXTURE = {"postgres_server_url": "postgres", "nats_url": "nats"}

@@ -50,6 +50,7 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     crm.assign_customer_owner(acme, "user:chen")
     crm.log_customer_interaction(acme, kind="call", summary="Kick-off call")
     crm.record_customer_consent(acme, "email", granted=True, legal_basis="consent")
+    crm.enrol_customer_in_campaign(acme, "spring-newsletter", channel="email")
     crm.change_customer_tier(acme, "gold", reason="Annual revenue above 1M")
     crm.merge_customers(acme, dup)
     crm.register_customer(  # the merged duplicate's email is free again: its claim is re-taken
@@ -151,4 +152,24 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     sla.catch_up()  # every ticket's SLA timers
     clock.advance(days=7)
     sla.fire_due_timers()  # the late ticket: warned, breached, escalated, two tasks per breach
-    return [acme, dup, lead, deal, ticket, task, dropped, routed, late]
+
+    erased = crm.register_customer(
+        kind="person",
+        name="Erin Erased",
+        region="east",
+        owner="user:alice",
+        email="erin@erased.example.com",
+        phone="+86 138 0000 0099",
+    ).id
+    crm.add_customer_contact(erased, name="Erin's assistant", email="pa@erased.example.com")
+    crm.log_customer_interaction(erased, kind="call", summary="Erin asked to be forgotten")
+    their_ticket = crm.open_ticket(
+        customer_id=erased, channel="email", subject="Forget me", priority="P4"
+    ).id
+    crm.erase_customer(erased, reason="Data subject request", records=[their_ticket])
+    forgotten = crm.capture_lead(
+        channel="event", name="Fay Forgotten", region="east", phone="+86 138 0000 0098"
+    ).id
+    crm.log_lead_activity(forgotten, kind="note", summary="Met Fay at the expo")
+    crm.erase_lead(forgotten, reason="Data subject request")
+    return [acme, dup, lead, deal, ticket, task, dropped, routed, late, erased, forgotten]

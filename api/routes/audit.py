@@ -1,6 +1,7 @@
 """Audit: a record's events and past states, the global log, and the access log (read the log).
 
-Auditors and admins only. Every read of event payloads is written to the access log. The routes
+Auditors and admins only. Every read of event payloads is written to the access log; personal data
+in payloads, states and the access log is masked for readers without the right to it. The routes
 read the event log itself, where every committed write is visible at once, so `min_position`
 is accepted for uniformity and always already met.
 """
@@ -17,10 +18,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from api.access import mask_document
 from api.deps import (
     MAX_POSITION,
     AccessLogDep,
     CRMDep,
+    CurrentUser,
     Cursor,
     Limit,
     MinPosition,
@@ -28,6 +31,7 @@ from api.deps import (
     allow,
 )
 from api.errors import QUERY_PROBLEMS
+from api.security import Principal
 from domain.application import CRM
 from domain.customer import Customer
 from domain.lead import Lead
@@ -192,6 +196,7 @@ def read_record_events(
     kind: Kind,
     record_id: UUID,
     crm: CRMDep,
+    user: CurrentUser,
     visible: Auditable,
     record_access: RecordAccess,
     min_position: MinPosition = None,
@@ -201,7 +206,9 @@ def read_record_events(
     entries = record_log(crm.recorder, crm.mapper, record_id)
     record_access("audit.events", kind, record_id)
     return RecordHistoryPublic(
-        kind=kind, id=record_id, data=[EventPublic.model_validate(e.envelope()) for e in entries]
+        kind=kind,
+        id=record_id,
+        data=[EventPublic.model_validate(mask_document(user, e.envelope())) for e in entries],
     )
 
 
@@ -210,6 +217,7 @@ def read_record_state(
     kind: Kind,
     record_id: UUID,
     crm: CRMDep,
+    user: CurrentUser,
     visible: Auditable,
     record_access: RecordAccess,
     version: Annotated[
@@ -231,7 +239,7 @@ def read_record_state(
         id=record_id,
         version=record.version,
         as_of=record.modified_on,
-        state=record.state(),
+        state=mask_document(user, record.state()),
     )
 
 
@@ -249,6 +257,7 @@ def read_record_state(
 def read_event_log(
     request: Request,
     crm: CRMDep,
+    user: CurrentUser,
     visible: Auditable,
     record_access: RecordAccess,
     from_position: Annotated[
@@ -294,29 +303,30 @@ def read_event_log(
         until=until,
     )
     if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(_ndjson(crm, after, stop, where), media_type=NDJSON)
+        return StreamingResponse(_ndjson(crm, user, after, stop, where), media_type=NDJSON)
     entries, position = read_log(
         crm.recorder, crm.mapper, after=after, stop=stop, limit=limit, where=where
     )
     return EventsPublic(
-        data=[EventPublic.model_validate(e.envelope()) for e in entries],
+        data=[EventPublic.model_validate(mask_document(user, e.envelope())) for e in entries],
         next_cursor=encode_cursor([position], LOG_CURSOR) if position < stop else None,
     )
 
 
-def _ndjson(crm: CRM, after: int, stop: int, where: LogFilter) -> Iterator[bytes]:
+def _ndjson(crm: CRM, user: Principal, after: int, stop: int, where: LogFilter) -> Iterator[bytes]:
     position = after
     while position < stop:
         entries, position = read_log(
             crm.recorder, crm.mapper, after=position, stop=stop, limit=500, where=where
         )
         for entry in entries:
-            yield orjson.dumps(entry.envelope()) + b"\n"
+            yield orjson.dumps(mask_document(user, entry.envelope())) + b"\n"
 
 
 @router.get("/access", response_model=AccessEntriesPublic, responses=QUERY_PROBLEMS)
 def read_access_log(
     access_log: AccessLogDep,
+    user: CurrentUser,
     visible: Auditable,
     username: Annotated[str | None, Query(max_length=64)] = None,
     record_id: UUID | None = None,
@@ -338,5 +348,6 @@ def read_access_log(
         cursor=cursor,
     )
     return AccessEntriesPublic(
-        data=[AccessEntryPublic.model_validate(row) for row in rows], next_cursor=next_cursor
+        data=[AccessEntryPublic.model_validate(mask_document(user, row)) for row in rows],
+        next_cursor=next_cursor,
     )

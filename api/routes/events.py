@@ -3,7 +3,8 @@
 Each message is `id: <position>`, `event: <type>`, `data: <the event's JSON envelope>`. A client
 resumes with `Last-Event-ID` (EventSource sends it when it reconnects). The stream polls the log,
 backing off while idle; it closes after `idle_timeout` seconds without a matching event (clients
-reconnect and resume), after `max_events`, or when the client goes away.
+reconnect and resume), after `max_events`, or when the client goes away. Personal data in payloads
+is masked for readers without the right to it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 
-from api.deps import MAX_POSITION, CRMDep, RecordAccess, allow
+from api.access import mask_document
+from api.deps import MAX_POSITION, CRMDep, CurrentUser, RecordAccess, allow
 from api.errors import problems
+from api.security import Principal
 from domain.application import CRM
 from projections.event_log import LogFilter, head, read_log
 from projections.visibility import Visibility
@@ -64,6 +67,7 @@ EXAMPLE = (
 )
 def stream_events(
     crm: CRMDep,
+    user: CurrentUser,
     visible: Streamable,
     record_access: RecordAccess,
     last_event_id: Annotated[
@@ -114,7 +118,7 @@ def stream_events(
         raise
     where = LogFilter(type_prefix=event_type)
     return EventStreamResponse(
-        _counted(_follow(crm, after, where, max_events, idle_timeout)),
+        _counted(_follow(crm, user, after, where, max_events, idle_timeout)),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -132,7 +136,12 @@ def _counted(stream: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _follow(
-    crm: CRM, after: int, where: LogFilter, max_events: int | None, idle_timeout: float
+    crm: CRM,
+    user: Principal,
+    after: int,
+    where: LogFilter,
+    max_events: int | None,
+    idle_timeout: float,
 ) -> Iterator[bytes]:
     # A sync generator: Starlette runs each step in the threadpool, off the event loop.
     yield format_sse_event(retry=RECONNECT_MS)
@@ -147,7 +156,7 @@ def _follow(
                 crm.recorder, crm.mapper, after=after, stop=log_head, limit=wanted, where=where
             )
             for entry in entries:
-                envelope = entry.envelope()
+                envelope = mask_document(user, entry.envelope())
                 yield format_sse_event(
                     id=str(entry.position),
                     event=envelope["type"],

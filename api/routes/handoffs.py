@@ -34,8 +34,8 @@ class HandoffStatsPublic(BaseModel):
 
     kind: HandoffKind
     team: str | None = Field(
-        description="The team the handoff went to, or its owner where no team is named "
-        "(null: not yet owned)."
+        description="The team the handoff went to: a ticket's team, or for leads and deals the "
+        "owner's team as lead routing named it; else the owner (null: not yet owned)."
     )
     month: str = Field(description="The calendar month (UTC) of the cause, `YYYY-MM`.")
     count: int
@@ -84,8 +84,8 @@ def read_handoffs(
     min_position: MinPosition = None,
 ) -> HandoffsPublic:
     """Time from cause to effect (capture -> assignment, assignment -> first activity,
-    qualification -> conversion, win -> onboarding ticket, SLA breach -> escalation): count,
-    open, p50 and p90."""
+    qualification -> conversion, win -> onboarding ticket, SLA breach and escalation -> the first
+    action of a person on the ticket): count, open, p50 and p90."""
     rows = read_models.handoffs.handoffs(
         kind=kind, team=team, month=month, visible=visible, min_position=min_position
     )

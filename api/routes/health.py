@@ -1,4 +1,5 @@
-"""Liveness and dependency health: is the event store reachable, is NATS up."""
+"""Liveness and dependency health: is the event store reachable, is NATS up, and (given the
+CRM) do the read models, the relay and the sagas run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class HealthPublic(BaseModel):
     "", response_model=HealthPublic, responses={503: {"model": HealthPublic}}, dependencies=[PUBLIC]
 )
 def read_health(request: Request, response: Response, checks: HealthChecks) -> HealthPublic:
-    """Report the database and NATS state; 503 if the database is down."""
+    """Report each dependency's state; 503 if the database is down, `degraded` if anything
+    else is not ok (NATS down, a read model or saga stopped or not running, the relay behind)."""
     results = {name: DependencyHealth(**check().__dict__) for name, check in checks.items()}
     essential_ok = results["database"].ok if "database" in results else True
     if not essential_ok:

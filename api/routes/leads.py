@@ -191,6 +191,9 @@ class LeadPublic(BaseModel):
     last_activity_at: datetime | None
     converted_customer_id: UUID | None
     updated_at: datetime
+    erased_at: datetime | None = Field(
+        default=None, description="When the lead's personal data was erased (docs/privacy.md)."
+    )
 
 
 class LeadsPublic(BaseModel):

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import CRMDep, Cursor, Limit, MinPosition, ReadModelsDep, allow
+from api.deps import CRMDep, Cursor, Limit, MinPosition, ReaderDep, ReadModelsDep, allow
 from api.errors import QUERY_PROBLEMS
+from api.responses import json_response
 from api.routes.analytics import PeriodParam, period_of
-from api.routes.tickets import NameFilter, TicketsPublic, ticket_public, wait_for_customers
+from api.routes.tickets import (
+    NameFilter,
+    SlaPublic,
+    TicketPublic,
+    TicketsPublic,
+    wait_for_customers,
+)
 from domain.sla import Priority
 from domain.ticket import Channel
-from projections.sla_board import SlaState
+from projections.customer_360 import Customer360View
+from projections.readmodel import Row
+from projections.sla_board import SlaBoardView, SlaState
 from projections.visibility import Visibility
 
 router = APIRouter(prefix="/sla", tags=["sla"])
@@ -22,8 +31,8 @@ Readable = Annotated[Visibility, allow("sla", "read")]
 
 
 @router.get("/board", response_model=TicketsPublic, responses=QUERY_PROBLEMS)
-def read_board(
-    read_models: ReadModelsDep,
+async def read_board(
+    reader: ReaderDep,
     crm: CRMDep,
     visible: Readable,
     team: NameFilter = None,
@@ -33,11 +42,14 @@ def read_board(
     limit: Limit = 100,
     cursor: Cursor = None,
     min_position: MinPosition = None,
-) -> TicketsPublic:
+) -> Response:
     """Open and waiting tickets, nearest due first, each on track, at risk or breached now."""
-    wait_for_customers(read_models, visible, min_position)
+    # A hot read: awaited on the event loop's own pool, never in a thread (ADR 0010).
+    if not visible.unrestricted:  # tickets' customers are looked up in customer 360
+        await reader.wait_for(Customer360View, min_position)
     now = crm.clock.now()
-    rows, next_cursor = read_models.sla.board_page(
+    rows, next_cursor = await SlaBoardView.read_board_page(
+        reader,
         now,
         crm.config.calendar,
         crm.config.sla_policy,
@@ -50,8 +62,15 @@ def read_board(
         cursor=cursor,
         min_position=min_position,
     )
-    data = [ticket_public(row, now, crm.config) for row in rows]
-    return TicketsPublic(data=data, next_cursor=next_cursor)
+    board = TicketsPublic(data=[board_entry(row) for row in rows], next_cursor=next_cursor)
+    return json_response(board)
+
+
+def board_entry(row: Row) -> TicketPublic:
+    """A board row as a ticket: its SLA state is the one the board computed for the row."""
+    sla = SlaPublic(**{name: row[name] for name in SlaPublic.model_fields})
+    fields = {name: row[name] for name in TicketPublic.model_fields if name in row}
+    return TicketPublic(**{**fields, "sla": sla})
 
 
 class ComplianceRowPublic(BaseModel):

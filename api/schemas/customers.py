@@ -232,8 +232,18 @@ CONSENTS_EXAMPLE: JsonDict = {
 }
 
 
+class CampaignEnrolmentPublic(BaseModel):
+    """A marketing campaign the customer is enrolled in, and the consented channel it uses."""
+
+    campaign: str
+    channel: ConsentChannel
+    enrolled_at: datetime
+
+
 class CustomerProfile(BaseModel):
-    """The fields every view of a customer shows; email and phone may be hidden (null)."""
+    """The fields every view of a customer shows; email and phone are masked for callers
+    without the personal-data right (`138****0000`, `z***@example.com`) and read `[erased]`
+    once the customer's personal data was erased."""
 
     customer_id: UUID
     kind: CustomerKind
@@ -250,12 +260,15 @@ class CustomerProfile(BaseModel):
     last_interaction_at: datetime | None
     merged_into: UUID | None = Field(description="Set once this duplicate was merged away.")
     merged_at: datetime | None
+    erased_at: datetime | None = Field(
+        default=None, description="When the customer's personal data was erased (docs/privacy.md)."
+    )
     tags: list[str]
     consents: dict[ConsentChannel, ConsentPublic]
 
 
 class Customer360Public(CustomerProfile):
-    """The customer's 360° view: profile, contacts, tags, consents, deals, tickets, activity.
+    """The customer's 360° view: profile, contacts, tags, consents, campaigns, deals, tickets.
 
     A survivor's counts and totals include the duplicates merged into it (`merged_ids`).
     `won_totals` (won deal amounts by currency) is null for callers who may not see deals.
@@ -291,6 +304,7 @@ class Customer360Public(CustomerProfile):
 
     merged_ids: list[UUID]
     contacts: list[ContactPublic]
+    campaigns: list[CampaignEnrolmentPublic] = []
     counts: CustomerCountsPublic
     won_totals: dict[str, Decimal] | None = None
     avg_csat: float | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -168,6 +168,48 @@ class CustomerUseCases(UseCases):
             expected_version,
             lambda c: c.record_consent(channel, granted=granted, legal_basis=legal_basis),
         )
+
+    def enrol_customer_in_campaign(
+        self,
+        customer_id: UUID,
+        campaign: str,
+        *,
+        channel: ConsentChannel,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Enrol in a campaign on a channel; refused unless the customer consented to it."""
+        return self._customer(
+            customer_id, expected_version, lambda c: c.enrol_in_campaign(campaign, channel=channel)
+        )
+
+    def erase_customer(
+        self,
+        customer_id: UUID,
+        *,
+        reason: str,
+        records: Sequence[UUID] = (),
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Erase the customer's personal data (and `records` about them); their claims go too.
+
+        The event's recording destroys the keys in the same transaction (see infra/privacy), so
+        every earlier copy of the data in the log becomes unreadable at once. The email and
+        phone are released so that the claims no longer name the erased customer.
+        """
+
+        def command(customer: Customer) -> list[Aggregate]:
+            if customer.erased_at is not None:
+                return []
+            released: list[Aggregate] = []
+            for kind, value in _contact_details(customer):
+                claim = self._load_claim(kind, value)
+                if claim is not None and claim.owner_id == customer.id:
+                    claim.release(customer.id)
+                    released.append(claim)
+            customer.erase(reason=reason, records=tuple(records))
+            return released
+
+        return self.commands.change(Customer, customer_id, command, expected_version)
 
     def change_customer_tier(
         self, customer_id: UUID, tier: Tier, *, reason: str, expected_version: int | None = None

@@ -131,6 +131,12 @@ class LeadUseCases(UseCases):
             lead_id, expected_version, lambda lead: lead.convert(customer_id, opportunity_id)
         )
 
+    def erase_lead(
+        self, lead_id: UUID, *, reason: str, expected_version: int | None = None
+    ) -> CommandResult:
+        """Erase the lead's personal data; recording the event destroys the lead's key."""
+        return self._lead(lead_id, expected_version, lambda lead: lead.erase(reason))
+
     def _lead(
         self, lead_id: UUID, expected_version: int | None, command: Callable[[Lead], None]
     ) -> CommandResult:

@@ -17,6 +17,8 @@ from domain.customer.events import (
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
+    CustomerEnrolledInCampaign,
+    CustomerErased,
     CustomerInteractionLogged,
     CustomerKind,
     CustomerMerged,
@@ -32,9 +34,11 @@ from domain.customer.events import (
     Tier,
 )
 from domain.customer.rules import (
+    check_consented,
     check_contact_exists,
     check_contact_id_is_free,
     check_duplicate_is_free,
+    check_not_erased,
     check_not_in_future,
     check_not_merged,
     check_not_merging_into_itself,
@@ -81,6 +85,8 @@ class Customer(Aggregate):
     last_interaction_at: datetime | None = None
     merged_into: UUID | None = None
     absorbed_ids: set[UUID] = Field(default_factory=set)
+    campaigns: dict[str, ConsentChannel] = Field(default_factory=dict)
+    erased_at: datetime | None = None
 
     @field_serializer("tags", "interaction_ids", "absorbed_ids")
     def _sorted(self, values: set[Any]) -> list[Any]:
@@ -137,6 +143,8 @@ class Customer(Aggregate):
     ) -> None:
         """Change the given fields (KEEP leaves one alone); records only what really changed."""
         check_not_merged(self)
+        if not all(isinstance(value, Keep) for value in (name, email, phone)):
+            check_not_erased(self)
         wanted: dict[ProfileField, str | None] = {}
         if not isinstance(name, Keep):
             wanted["name"] = required_text("name", name)
@@ -164,6 +172,7 @@ class Customer(Aggregate):
     ) -> None:
         """Add a contact person; adding the very same contact again is a no-op."""
         check_not_merged(self)
+        check_not_erased(self)
         contact = Contact(
             contact_id=contact_id,
             name=required_text("name", name),
@@ -214,6 +223,7 @@ class Customer(Aggregate):
     ) -> None:
         """Log a past interaction; logging the same interaction id again is a no-op (a retry)."""
         check_not_merged(self)
+        check_not_erased(self)
         check_choice("kind", kind, get_args(InteractionKind))
         summary = required_text("summary", summary)
         check_not_in_future(self, interaction_id, occurred_at)
@@ -243,6 +253,26 @@ class Customer(Aggregate):
         self._trigger(
             CustomerConsentRecorded, channel=channel, granted=granted, legal_basis=legal_basis
         )
+
+    def enrol_in_campaign(self, campaign: str, *, channel: ConsentChannel) -> None:
+        """Enrol in a marketing campaign on `channel`; refused without the customer's consent."""
+        check_not_merged(self)
+        check_not_erased(self)
+        check_choice("channel", channel, get_args(ConsentChannel))
+        campaign = required_text("campaign", campaign)
+        check_consented(self, channel)
+        if self.campaigns.get(campaign) != channel:
+            self._trigger(CustomerEnrolledInCampaign, campaign=campaign, channel=channel)
+
+    def erase(self, *, reason: str, records: tuple[UUID, ...] = ()) -> None:
+        """Erase the customer's personal data (and that of `records` about them) for good.
+
+        Allowed on merged customers too: the right to erasure does not depend on our bookkeeping.
+        Erasing again is a no-op.
+        """
+        reason = required_text("reason", reason)
+        if self.erased_at is None:
+            self._trigger(CustomerErased, reason=reason, records=tuple(dict.fromkeys(records)))
 
     def change_tier(self, tier: Tier, *, reason: str) -> None:
         """Move the customer to another tier, saying why; the same tier is a no-op."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.personal import REDACTED, PersonalData, personal_keys
 from domain.shared import CreationEvent, DomainEvent
 
 if TYPE_CHECKING:
@@ -27,10 +28,21 @@ class Contact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     contact_id: UUID
-    name: str
+    name: PersonalData[str]
     title: str
-    email: str | None
-    phone: str | None
+    email: PersonalData[str | None]
+    phone: PersonalData[str | None]
+
+    def redacted(self) -> Contact:
+        """This contact as it reads once its customer's personal data is erased."""
+        return self.model_copy(
+            update={"name": REDACTED, "email": redact(self.email), "phone": redact(self.phone)}
+        )
+
+
+def redact(value: str | None) -> str | None:
+    """What a personal value reads as after erasure (an absent value stays absent)."""
+    return None if value is None else REDACTED
 
 
 class Consent(BaseModel):
@@ -52,9 +64,9 @@ class CustomerRegistered(CreationEvent):
     TYPE: ClassVar[str] = "crm.customer.registered"
 
     kind: CustomerKind
-    name: str
-    email: str | None
-    phone: str | None
+    name: PersonalData[str]
+    email: PersonalData[str | None]
+    phone: PersonalData[str | None]
     region: str
     industry: str
     owner: str
@@ -75,7 +87,7 @@ class CustomerProfileUpdated(CustomerEvent):
 
     TYPE: ClassVar[str] = "crm.customer.profile_updated"
 
-    changes: dict[ProfileField, str | None]
+    changes: Annotated[dict[ProfileField, str | None], personal_keys("name", "email", "phone")]
 
     def apply(self, aggregate: Customer) -> None:
         for field_name, value in self.changes.items():
@@ -145,7 +157,7 @@ class CustomerInteractionLogged(CustomerEvent):
 
     interaction_id: UUID
     kind: InteractionKind
-    summary: str
+    summary: PersonalData[str]
     occurred_at: datetime
     contact_id: UUID | None = None
 
@@ -169,6 +181,10 @@ class CustomerConsentRecorded(CustomerEvent):
         aggregate.consents[self.channel] = Consent(
             granted=self.granted, legal_basis=self.legal_basis, recorded_at=self.timestamp
         )
+        if not self.granted:  # a withdrawal ends every campaign that reaches them on it
+            aggregate.campaigns = {
+                c: channel for c, channel in aggregate.campaigns.items() if channel != self.channel
+            }
 
 
 class CustomerTierChanged(CustomerEvent):
@@ -208,3 +224,39 @@ class CustomerAbsorbedDuplicate(CustomerEvent):
         aggregate.absorbed_ids.add(self.duplicate_id)
         aggregate.tags.update(self.tags)
         aggregate.contacts.update({contact.contact_id: contact for contact in self.contacts})
+
+
+class CustomerErased(CustomerEvent):
+    """The customer's personal data was erased (GDPR/PIPL): its key, and the keys of `records`
+    (tickets, tasks, leads about the customer), were destroyed with this event.
+
+    Carries no personal data: who erased is the actor, `reason` says why.
+    """
+
+    TYPE: ClassVar[str] = "crm.customer.erased"
+
+    reason: str
+    records: tuple[UUID, ...] = ()
+
+    def erased_subjects(self) -> tuple[UUID, ...]:
+        return (self.originator_id, *self.records)
+
+    def apply(self, aggregate: Customer) -> None:
+        # The same state a replay reads once the key is gone, so live and replayed agree.
+        aggregate.name = REDACTED
+        aggregate.email = redact(aggregate.email)
+        aggregate.phone = redact(aggregate.phone)
+        aggregate.contacts = {i: c.redacted() for i, c in aggregate.contacts.items()}
+        aggregate.erased_at = self.timestamp
+
+
+class CustomerEnrolledInCampaign(CustomerEvent):
+    """The customer joined a marketing campaign that will contact them on `channel`."""
+
+    TYPE: ClassVar[str] = "crm.customer.enrolled_in_campaign"
+
+    campaign: str
+    channel: ConsentChannel
+
+    def apply(self, aggregate: Customer) -> None:
+        aggregate.campaigns = {**aggregate.campaigns, self.campaign: self.channel}

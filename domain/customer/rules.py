@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from domain.customer.events import ConsentChannel
 from domain.shared import DomainError, NotFound, now
 from domain.values import check_aware, required_text
 
@@ -20,6 +21,17 @@ def normalise_tag(tag: str) -> str:
 def check_not_merged(customer: Customer) -> None:
     if customer.merged_into is not None:
         raise CustomerIsMerged(customer.id, customer.merged_into)
+
+
+def check_not_erased(customer: Customer) -> None:
+    if customer.erased_at is not None:
+        raise CustomerIsErased(customer.id)
+
+
+def check_consented(customer: Customer, channel: ConsentChannel) -> None:
+    consent = customer.consents.get(channel)
+    if consent is None or not consent.granted:
+        raise NoConsentForChannel(customer.id, channel)
 
 
 def check_survivor_not_merged(survivor: Customer) -> None:
@@ -68,6 +80,29 @@ class CustomerIsMerged(DomainError):
         )
         self.customer_id = customer_id
         self.merged_into = merged_into
+
+
+class CustomerIsErased(DomainError):
+    """The customer's personal data was erased; no new personal data is recorded about them."""
+
+    def __init__(self, customer_id: UUID) -> None:
+        super().__init__(
+            f"Customer {customer_id}'s personal data was erased", customer_id=str(customer_id)
+        )
+        self.customer_id = customer_id
+
+
+class NoConsentForChannel(DomainError):
+    """Marketing may only contact a customer on a channel the customer consented to."""
+
+    def __init__(self, customer_id: UUID, channel: str) -> None:
+        super().__init__(
+            f"Customer {customer_id} has not consented to be contacted by {channel}",
+            customer_id=str(customer_id),
+            channel=channel,
+        )
+        self.customer_id = customer_id
+        self.channel = channel
 
 
 class CannotMergeIntoItself(DomainError):

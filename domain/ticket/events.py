@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
+from domain.personal import PersonalData
 from domain.shared import CreationEvent, DomainEvent
 from domain.sla import Priority
 
@@ -56,8 +57,8 @@ class TicketOpened(CreationEvent):
 
     customer_id: UUID
     channel: Channel
-    subject: str
-    description: str
+    subject: PersonalData[str]
+    description: PersonalData[str]
     category: str
     priority: Priority
     sla_policy_version: str
@@ -76,6 +77,9 @@ class TicketOpened(CreationEvent):
 
         opened = self.model_dump(exclude=set(DomainEvent.model_fields))  # event fields are state
         return Ticket.born(self, status=TicketStatus.OPEN, **opened)
+
+    def data_subject_id(self) -> UUID:
+        return self.customer_id
 
 
 class TicketAssigned(TicketEvent):
@@ -189,7 +193,7 @@ class TicketResolved(TicketEvent):
 
     TYPE: ClassVar[str] = "crm.ticket.resolved"
 
-    resolution: str
+    resolution: PersonalData[str]
     met_due: bool
 
     def apply(self, aggregate: Ticket) -> None:
@@ -224,7 +228,7 @@ class TicketRated(TicketEvent):
     TYPE: ClassVar[str] = "crm.ticket.rated"
 
     score: int
-    comment: str
+    comment: PersonalData[str]
 
     def apply(self, aggregate: Ticket) -> None:
         aggregate.csat_score = self.score

@@ -11,6 +11,8 @@ from domain.customer import (
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
+    CustomerEnrolledInCampaign,
+    CustomerErased,
     CustomerInteractionLogged,
     CustomerMerged,
     CustomerOwnerAssigned,
@@ -27,6 +29,7 @@ from domain.lead import (
     LeadConversionRequested,
     LeadConverted,
     LeadDisqualified,
+    LeadErased,
     LeadQualified,
     LeadReopened,
     LeadScored,
@@ -57,6 +60,7 @@ from domain.ticket import (
     TicketSlaBreached,
     TicketStatus,
 )
+from projections.customer_360.erasure import erase_rows, record_lead_erasure
 from projections.customer_360.view import EVENT_COLUMNS
 from projections.customer_360.writes import (
     add_contacts,
@@ -66,6 +70,7 @@ from projections.customer_360.writes import (
     insert_event,
     record,
 )
+from projections.erasure import erased_ids
 from projections.readmodel import ReadModelProjection, handles
 
 
@@ -182,6 +187,30 @@ class Customer360Projection(ReadModelProjection):
             ).format(self.view.table("consents")),
             (event.originator_id, event.channel, event.granted, event.legal_basis, event.timestamp),
         )
+        if not event.granted:  # a withdrawal ends the campaigns that reach them on the channel
+            curs.execute(
+                SQL("DELETE FROM {} WHERE customer_id = %s AND channel = %s").format(
+                    self.view.table("campaigns")
+                ),
+                (event.originator_id, event.channel),
+            )
+        change_customer(self.view, curs, event, self.position)
+
+    @handles(CustomerEnrolledInCampaign)
+    def enrolled(self, curs: Cursor[DictRow], event: CustomerEnrolledInCampaign) -> None:
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (customer_id, campaign, channel, enrolled_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (customer_id, campaign) DO UPDATE SET "
+                "channel = EXCLUDED.channel, enrolled_at = EXCLUDED.enrolled_at"
+            ).format(self.view.table("campaigns")),
+            (event.originator_id, event.campaign, event.channel, event.timestamp),
+        )
+        change_customer(self.view, curs, event, self.position)
+
+    @handles(CustomerErased)
+    def erased(self, curs: Cursor[DictRow], event: CustomerErased) -> None:
+        erase_rows(self.view, curs, erased_ids(event), event.timestamp)
         change_customer(self.view, curs, event, self.position)
 
     # --- leads: staged until LeadConverted names their customer -------------------------------
@@ -225,6 +254,11 @@ class Customer360Projection(ReadModelProjection):
             (event.originator_id, event.customer_id, event.opportunity_id, event.timestamp),
         )
         record(self.view, curs, event, self.position, event.customer_id)
+
+    @handles(LeadErased)
+    def lead_erased(self, curs: Cursor[DictRow], event: LeadErased) -> None:
+        erase_rows(self.view, curs, erased_ids(event), event.timestamp)
+        record_lead_erasure(self.view, curs, event, self.position)
 
     # --- opportunities --------------------------------------------------------------------------
 

@@ -7,12 +7,16 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+from psycopg.types.json import Jsonb
+
 from domain.customer import (
     Contact,
     CustomerAbsorbedDuplicate,
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
+    CustomerEnrolledInCampaign,
+    CustomerErased,
     CustomerInteractionLogged,
     CustomerMerged,
     CustomerOwnerAssigned,
@@ -29,6 +33,7 @@ from domain.lead import (
     LeadConversionRequested,
     LeadConverted,
     LeadDisqualified,
+    LeadErased,
     LeadQualified,
     LeadReopened,
     LeadScored,
@@ -42,6 +47,7 @@ from domain.opportunity import (
     OpportunityStageChanged,
     OpportunityWon,
 )
+from domain.personal import REDACTED
 from domain.shared import DomainEvent
 from domain.ticket import (
     TicketAssigned,
@@ -60,8 +66,10 @@ from domain.ticket import (
     TicketStatus,
 )
 from projections.bulk import BulkRebuild
+from projections.customer_360.erasure import redacted_entry
 from projections.customer_360.projection import STATUS_AFTER, Customer360Projection
 from projections.customer_360.writes import event_row
+from projections.erasure import erased_ids, redact
 from projections.readmodel import ReadModelView, handles
 
 
@@ -157,6 +165,29 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
             legal_basis=event.legal_basis,
             recorded_at=event.timestamp,
         )
+        if not event.granted:
+            campaigns = self.tables["campaigns"]
+            for key in [
+                key for key, row in campaigns.rows.items() if key[0] == event.originator_id
+            ]:
+                if campaigns.rows[key]["channel"] == event.channel:
+                    campaigns.delete(key)
+        self._change_customer(event)
+
+    @handles(CustomerEnrolledInCampaign)
+    def enrolled(self, event: CustomerEnrolledInCampaign) -> None:
+        self.tables["campaigns"].put(
+            (event.originator_id, event.campaign),
+            customer_id=event.originator_id,
+            campaign=event.campaign,
+            channel=event.channel,
+            enrolled_at=event.timestamp,
+        )
+        self._change_customer(event)
+
+    @handles(CustomerErased)
+    def erased(self, event: CustomerErased) -> None:
+        self._erase(erased_ids(event), event)
         self._change_customer(event)
 
     # --- leads: staged until LeadConverted names their customer -------------------------------
@@ -192,6 +223,15 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
             converted_at=event.timestamp,
         )
         self._record(event, event.customer_id)
+
+    @handles(LeadErased)
+    def lead_erased(self, event: LeadErased) -> None:
+        self._erase(erased_ids(event), event)
+        converted = self.tables["leads"].get(event.originator_id)
+        if converted is not None:
+            self._record(event, converted["customer_id"])
+        else:
+            self.lead_event(event)
 
     # --- opportunities --------------------------------------------------------------------------
 
@@ -262,7 +302,38 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
     def ticket_worked(self, event: DomainEvent) -> None:
         self._change_child(event, "tickets")
 
-    # --- the shared writes (writes.py, in memory) -----------------------------------------------
+    # --- the shared writes (writes.py and erasure.py, in memory) --------------------------------
+
+    def _erase(self, ids: list[UUID], event: DomainEvent) -> None:
+        """erasure.erase_rows, in memory. The timeline is not kept here, and needs no change:
+        the log already reads every personal value of an erased record as redacted."""
+        erased = set(ids)
+        customers = self.tables["customers"]
+        for row in filter(None, map(customers.get, erased)):
+            row.update(
+                name=REDACTED,
+                email=redact(row["email"]),
+                phone=redact(row["phone"]),
+                erased_at=row["erased_at"] or event.timestamp,
+                updated_at=event.timestamp,
+            )
+        for row in self.tables["contacts"]:
+            if row["customer_id"] in erased:
+                row.update(name=REDACTED, email=redact(row["email"]), phone=redact(row["phone"]))
+        for row in self.tables["tickets"]:
+            if row["ticket_id"] in erased or row["customer_id"] in erased:
+                row["subject"] = REDACTED
+        staged = self.tables["lead_events"]
+        for lead_id in erased:
+            for event_id in self.staged_of.get(lead_id, ()):
+                staged_row = staged.get(event_id)
+                if staged_row is None:
+                    continue
+                old = staged_row["payload"]
+                entry = redacted_entry(staged_row["type"], staged_row["summary"], old.obj)
+                if entry is not None:
+                    staged_row["summary"], payload = entry
+                    staged_row["payload"] = Jsonb(payload, dumps=old.dumps)
 
     def _change_customer(self, event: DomainEvent, **columns: Any) -> None:
         self.tables["customers"].set(event.originator_id, **columns, updated_at=event.timestamp)

@@ -19,12 +19,15 @@ DETAILS = {
     "crm.customer.tier_changed": "{previous_tier} → {tier}: {reason}",
     "crm.customer.merged": "into {survivor_id}",
     "crm.customer.absorbed_duplicate": "{duplicate_id}",
+    "crm.customer.enrolled_in_campaign": "{campaign} via {channel}",
+    "crm.customer.erased": "{reason}",
     "crm.lead.captured": "{name} via {channel}",
     "crm.lead.scored": "{score}",
     "crm.lead.assigned": "to {owner}",
     "crm.lead.activity_logged": "{kind}: {summary}",
     "crm.lead.disqualified": "{reason}",
     "crm.lead.converted": "to customer {customer_id}",
+    "crm.lead.erased": "{reason}",
     "crm.opportunity.opened": "{title}, {amount[amount]} {amount[currency]}",
     "crm.opportunity.stage_changed": "{from_stage} → {stage}",
     "crm.opportunity.amount_changed": "{amount[amount]} {amount[currency]}",
@@ -46,9 +49,14 @@ SUMMARY_LENGTH = 200
 
 def summarise(event: DomainEvent, payload: dict[str, Any]) -> str:
     """A one-line summary, e.g. "Customer tagged: vip"."""
-    aggregate, _, happened = type(event).TYPE.removeprefix("crm.").partition(".")
+    return summary_of(type(event).TYPE, payload)
+
+
+def summary_of(event_type: str, payload: dict[str, Any]) -> str:
+    """The summary of an event of this type (`crm.customer.tagged`) with this payload."""
+    aggregate, _, happened = event_type.removeprefix("crm.").partition(".")
     summary = f"{aggregate.capitalize()} {happened.replace('_', ' ')}"
-    detail = DETAILS.get(type(event).TYPE)
+    detail = DETAILS.get(event_type)
     if detail is not None:
         derived = {
             "changed": ", ".join(payload.get("changes", ())),

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
+from projections.async_reads import AsyncReader
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.visibility import Visibility
@@ -30,13 +31,14 @@ class Customer360View(ReadModelView):
     """One customer's whole story; a survivor's view includes the duplicates merged into it."""
 
     name: ClassVar[str] = "customer_360"
+    schema: ClassVar[int] = 2  # 2: customers.erased_at, campaigns
     tables: ClassVar[dict[str, str]] = {
         "customers": (
             "customer_id uuid PRIMARY KEY, kind text NOT NULL, name text NOT NULL, email text, "
             "phone text, region text NOT NULL, industry text NOT NULL, owner text NOT NULL, "
             "source text NOT NULL, tier text NOT NULL, registered_at timestamptz NOT NULL, "
             "updated_at timestamptz NOT NULL, last_interaction_at timestamptz, "
-            "merged_into uuid, merged_at timestamptz"
+            "merged_into uuid, merged_at timestamptz, erased_at timestamptz"
         ),
         "contacts": (
             "customer_id uuid NOT NULL, contact_id uuid NOT NULL, name text NOT NULL, "
@@ -47,6 +49,11 @@ class Customer360View(ReadModelView):
             "customer_id uuid NOT NULL, channel text NOT NULL, granted boolean NOT NULL, "
             "legal_basis text NOT NULL, recorded_at timestamptz NOT NULL, "
             "PRIMARY KEY (customer_id, channel)"
+        ),
+        # The campaigns the customer is enrolled in now (a withdrawn consent ends its channel's).
+        "campaigns": (
+            "customer_id uuid NOT NULL, campaign text NOT NULL, channel text NOT NULL, "
+            "enrolled_at timestamptz NOT NULL, PRIMARY KEY (customer_id, campaign)"
         ),
         "opportunities": (
             "opportunity_id uuid PRIMARY KEY, customer_id uuid NOT NULL, title text NOT NULL, "
@@ -82,33 +89,16 @@ class Customer360View(ReadModelView):
         """
         self.wait_for(min_position)
         rows = self.fetch(customer_statement(type(self)), [customer_id, customer_id])
-        if not rows:
-            return None
-        row = rows[0]
-        extra = {column: row.pop(column) for column in list(row) if column.startswith("c360_")}
-        contacts = zip(
-            *(extra[f"c360_contact_{field}"] or [] for field in CONTACT_FIELDS), strict=True
-        )
-        consents = zip(
-            *(extra[f"c360_consent_{field}"] or [] for field in ("channel", *CONSENT_FIELDS)),
-            strict=True,
-        )
-        won = zip(extra["c360_won_currencies"] or [], extra["c360_won_totals"] or [], strict=True)
-        avg_csat = extra["c360_avg_csat"]
-        return {
-            **row,
-            "last_interaction_at": extra["c360_last_interaction_at"],
-            "merged_ids": extra["c360_merged_ids"],
-            "contacts": [dict(zip(CONTACT_FIELDS, values, strict=True)) for values in contacts],
-            "tags": extra["c360_tags"],
-            "consents": {
-                channel: dict(zip(CONSENT_FIELDS, values, strict=True))
-                for channel, *values in consents
-            },
-            "counts": {name: extra[f"c360_{name}"] for name in COUNT_NAMES},
-            "won_totals": dict(won),
-            "avg_csat": None if avg_csat is None else float(avg_csat),
-        }
+        return customer_document(rows[0]) if rows else None
+
+    @classmethod
+    async def read_customer(
+        cls, reader: AsyncReader, customer_id: UUID, *, min_position: int | None = None
+    ) -> Row | None:
+        """`customer`, awaited on an asyncio connection (the API's hot read)."""
+        await reader.wait_for(cls, min_position)
+        rows = await reader.fetch(customer_query(cls), [customer_id, customer_id])
+        return customer_document(rows[0]) if rows else None
 
     def profile(self, customer_id: UUID, *, min_position: int | None = None) -> Row | None:
         """The customer's own row (profile, owner, region; None when unknown), nothing else."""
@@ -150,6 +140,18 @@ class Customer360View(ReadModelView):
         for row in page:
             del row["seq"]  # an internal tie-breaker; the cursor carries it
         return page, next_cursor
+
+    def erasure_records(self, customer_id: UUID) -> list[UUID]:
+        """The tickets and converted leads of the customer (and of its merged duplicates):
+        the records whose personal data an erasure of the customer erases too."""
+        statement = group_of(self) + SQL(
+            " SELECT ticket_id AS id FROM {} WHERE "
+            + IN_GROUP
+            + " UNION SELECT lead_id FROM {} WHERE "
+            + IN_GROUP
+            + " ORDER BY 1"
+        ).format(self.reader("tickets"), self.reader("leads"))
+        return [row["id"] for row in self.fetch(statement, [customer_id])]
 
     def search(
         self,
@@ -235,6 +237,7 @@ IN_GROUP = "customer_id = ANY(array(SELECT customer_id FROM group_))"
 # The 360° document's lists, as parallel arrays of typed columns (one element per entry).
 CONTACT_FIELDS = ("contact_id", "name", "title", "email", "phone")
 CONSENT_FIELDS = ("granted", "legal_basis", "recorded_at")
+CAMPAIGN_FIELDS = ("campaign", "channel", "enrolled_at")
 COUNT_NAMES = (
     "leads",
     "open_opportunities",
@@ -250,7 +253,7 @@ DOCUMENT = (
     "array(SELECT customer_id FROM group_ WHERE customer_id <> c.customer_id "
     "ORDER BY customer_id) AS c360_merged_ids, "
     "array(SELECT tag FROM {tags} t WHERE t.customer_id = c.customer_id ORDER BY tag) "
-    "AS c360_tags, ct.*, k.*, l.*, o.*, t.*, w.*, i.* "
+    "AS c360_tags, ct.*, k.*, e.*, l.*, o.*, t.*, w.*, i.* "
     "FROM {customers} c "
     "CROSS JOIN LATERAL (SELECT "
     + ", ".join(
@@ -262,6 +265,9 @@ DOCUMENT = (
         f"array_agg({f} ORDER BY channel) AS c360_consent_{f}" for f in ("channel", *CONSENT_FIELDS)
     )
     + " FROM {consents} x WHERE x.customer_id = c.customer_id) k "
+    "CROSS JOIN LATERAL (SELECT "
+    + ", ".join(f"array_agg({f} ORDER BY campaign) AS c360_campaign_{f}" for f in CAMPAIGN_FIELDS)
+    + " FROM {campaigns} x WHERE x.customer_id = c.customer_id) e "
     "CROSS JOIN (SELECT count(*) AS c360_leads FROM {leads} WHERE " + IN_GROUP + ") l "
     "CROSS JOIN (SELECT "
     "count(*) FILTER (WHERE stage NOT IN " + CLOSED_STAGES + ") AS c360_open_opportunities, "
@@ -301,6 +307,41 @@ def customer_statement(view: type[ReadModelView]) -> Composed:
     return SQL(GROUP).format(view.reader("customers")) + SQL(DOCUMENT).format(
         **{logical: view.reader(logical) for logical in view.tables}
     )
+
+
+def customer_document(row: Row) -> Row:
+    """The 360° document from the one row of `customer_statement` (its c360_* columns folded)."""
+    extra = {column: row.pop(column) for column in list(row) if column.startswith("c360_")}
+    contacts = zip(*(extra[f"c360_contact_{field}"] or [] for field in CONTACT_FIELDS), strict=True)
+    consents = zip(
+        *(extra[f"c360_consent_{field}"] or [] for field in ("channel", *CONSENT_FIELDS)),
+        strict=True,
+    )
+    campaigns = zip(
+        *(extra[f"c360_campaign_{field}"] or [] for field in CAMPAIGN_FIELDS), strict=True
+    )
+    won = zip(extra["c360_won_currencies"] or [], extra["c360_won_totals"] or [], strict=True)
+    avg_csat = extra["c360_avg_csat"]
+    return {
+        **row,
+        "last_interaction_at": extra["c360_last_interaction_at"],
+        "merged_ids": extra["c360_merged_ids"],
+        "contacts": [dict(zip(CONTACT_FIELDS, values, strict=True)) for values in contacts],
+        "tags": extra["c360_tags"],
+        "consents": {
+            channel: dict(zip(CONSENT_FIELDS, values, strict=True)) for channel, *values in consents
+        },
+        "campaigns": [dict(zip(CAMPAIGN_FIELDS, values, strict=True)) for values in campaigns],
+        "counts": {name: extra[f"c360_{name}"] for name in COUNT_NAMES},
+        "won_totals": dict(won),
+        "avg_csat": None if avg_csat is None else float(avg_csat),
+    }
+
+
+@cache
+def customer_query(view: type[ReadModelView]) -> bytes:
+    """`customer_statement` as bytes, composed once rather than on every execution."""
+    return customer_statement(view).as_bytes(None)
 
 
 # The view's two listings; each one's cursors are refused by the other.

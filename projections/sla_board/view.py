@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
@@ -10,6 +9,7 @@ from uuid import UUID
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.sla import DEFAULT_CALENDAR, BusinessCalendar, Priority, SlaPolicy
+from projections.async_reads import AsyncReader
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.sla_board.state import FIRST_RESPONSE, RESOLUTION, SlaState, sla_status
@@ -67,21 +67,11 @@ class SlaBoardView(ReadModelView):
         `visible` restricts the tickets by their customer; `after` starts past that
         (next_due, ticket_id), as `board_page` cursors carry it.
         """
-        wanted = None if state is None else SlaState(state)
+        scan = BoardScan(now, calendar, policy, team, agent, priority, state, limit, visible, after)
         self.wait_for(min_position)
-        rows: list[Row] = []
-        if limit < 1:
-            return rows
-        # With a state wanted, rows are filtered after fetching: read bigger pages.
-        page = limit if wanted is None else max(limit, STATE_FILTER_PAGE)
-        tickets = self._open_tickets(team, agent, priority, page=page, visible=visible, after=after)
-        for row in tickets:
-            row.update(sla_status(row, now, calendar, policy))
-            if wanted is None or row["state"] is wanted:
-                rows.append(row)
-                if len(rows) == limit:
-                    break
-        return rows
+        while not scan.done:
+            scan.take(self.fetch(*scan.next_page(type(self))))
+        return scan.rows
 
     def board_page(
         self,
@@ -116,37 +106,42 @@ class SlaBoardView(ReadModelView):
         )
         return page_of(rows, limit, board_key, "board")
 
-    def _open_tickets(
-        self,
-        team: str | None,
-        agent: str | None,
-        priority: Priority | str | None,
-        page: int,
+    @classmethod
+    async def read_board_page(
+        cls,
+        reader: AsyncReader,
+        now: datetime,
+        calendar: BusinessCalendar,
+        policy: SlaPolicy,
+        *,
+        team: str | None = None,
+        agent: str | None = None,
+        priority: Priority | str | None = None,
+        state: SlaState | str | None = None,
         visible: Visibility | None = None,
-        after: tuple[datetime, Any] | None = None,
-    ) -> Iterator[Row]:
-        """Tickets on the board in (next_due, ticket_id) order, fetched a page at a time."""
-        where: list[Composed | SQL] = [SQL("status = ANY(%s)")]
-        params: list[Any] = [list(ON_THE_BOARD)]
-        for column, value in (("team", team), ("agent", agent), ("priority", priority)):
-            if value is not None:
-                where.append(SQL(f"{column} = %s"))
-                params.append(str(value))
-        if visible is not None:
-            restricted, restricted_params = visible.where(customer_id="customer_id")
-            where.extend(restricted)
-            params.extend(restricted_params)
-        while True:
-            keyset = [] if after is None else [SQL("(next_due, ticket_id) > (%s, %s)")]
-            statement = SQL("SELECT * FROM {} WHERE {} ORDER BY next_due, ticket_id LIMIT %s")
-            rows = self.fetch(
-                statement.format(self.reader("tickets"), SQL(" AND ").join(where + keyset)),
-                [*params, *(after or ()), page],
-            )
-            yield from rows
-            if len(rows) < page:
-                return
-            after = (rows[-1]["next_due"], rows[-1]["ticket_id"])
+        limit: int = 100,
+        cursor: str | None = None,
+        min_position: int | None = None,
+    ) -> tuple[list[Row], str | None]:
+        """`board_page`, awaited on an asyncio connection (the API's hot read)."""
+        check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor, BOARD_KEY_PARSERS, "board")
+        scan = BoardScan(
+            now,
+            calendar,
+            policy,
+            team,
+            agent,
+            priority,
+            state,
+            limit + 1,
+            visible,
+            None if after is None else (after[0], after[1]),
+        )
+        await reader.wait_for(cls, min_position)
+        while not scan.done:
+            scan.take(await reader.fetch(*scan.next_page(cls)))
+        return page_of(scan.rows, limit, board_key, "board")
 
     def ticket(
         self,
@@ -275,6 +270,70 @@ class SlaBoardView(ReadModelView):
                 met, breached = row[f"{measure}_met"], row[f"{measure}_breached"]
                 row[f"{measure}_pct"] = 100.0 * met / (met + breached) if met + breached else None
         return rows
+
+
+class BoardScan:
+    """One reading of the board: tickets on it in (next_due, ticket_id) order, a page of the
+    table at a time, each given its SLA state at `now`, until `limit` rows in the wanted state.
+
+    The caller runs each `next_page` statement and hands its rows to `take` until `done`, so
+    the blocking and the awaited board share every rule.
+    """
+
+    def __init__(
+        self,
+        now: datetime,
+        calendar: BusinessCalendar,
+        policy: SlaPolicy,
+        team: str | None,
+        agent: str | None,
+        priority: Priority | str | None,
+        state: SlaState | str | None,
+        limit: int,
+        visible: Visibility | None,
+        after: tuple[datetime, Any] | None,
+    ) -> None:
+        self.now, self.calendar, self.policy = now, calendar, policy
+        self.wanted = None if state is None else SlaState(state)
+        self.limit = limit
+        # With a state wanted, rows are filtered after fetching: read bigger pages.
+        self.page = limit if self.wanted is None else max(limit, STATE_FILTER_PAGE)
+        self.after = after
+        self.rows: list[Row] = []
+        self.done = limit < 1
+        self.where: list[Composed | SQL] = [SQL("status = ANY(%s)")]
+        self.params: list[Any] = [list(ON_THE_BOARD)]
+        for column, value in (("team", team), ("agent", agent), ("priority", priority)):
+            if value is not None:
+                self.where.append(SQL(f"{column} = %s"))
+                self.params.append(str(value))
+        if visible is not None:
+            restricted, restricted_params = visible.where(customer_id="customer_id")
+            self.where.extend(restricted)
+            self.params.extend(restricted_params)
+
+    def next_page(self, view: type[ReadModelView]) -> tuple[Composed, list[Any]]:
+        """The statement (and its parameters) reading the next page of the table."""
+        keyset = [] if self.after is None else [SQL("(next_due, ticket_id) > (%s, %s)")]
+        statement = SQL("SELECT * FROM {} WHERE {} ORDER BY next_due, ticket_id LIMIT %s")
+        return (
+            statement.format(view.reader("tickets"), SQL(" AND ").join(self.where + keyset)),
+            [*self.params, *(self.after or ()), self.page],
+        )
+
+    def take(self, tickets: list[Row]) -> None:
+        """Keep the page's tickets in the wanted state; done at `limit` or the table's end."""
+        for row in tickets:
+            row.update(sla_status(row, self.now, self.calendar, self.policy))
+            if self.wanted is None or row["state"] is self.wanted:
+                self.rows.append(row)
+                if len(self.rows) == self.limit:
+                    self.done = True
+                    return
+        if len(tickets) < self.page:
+            self.done = True
+        else:
+            self.after = (tickets[-1]["next_due"], tickets[-1]["ticket_id"])
 
 
 def board_key(row: Row) -> list[Any]:

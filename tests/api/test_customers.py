@@ -207,9 +207,10 @@ def test_marketing_sees_contact_data_only_with_consent(api: Api) -> None:
     # Marketing searches by name: a search by address must not confirm a hidden one.
     listed = api.client.get("/customers", params={"q": name}, headers=marketing).json()
 
-    assert (hidden["email"], hidden["phone"]) == (None, None)
-    assert hidden["contacts"][0]["email"] is None
-    assert listed["data"][0]["email"] is None
+    # Masked, not hidden: `b***@acme.example`, `+86 138****8001` (tests/api/test_masking.py).
+    assert (hidden["email"], hidden["phone"]) == ("b***@acme.example", "+86 138****8001")
+    assert hidden["contacts"][0]["email"] == "b***@acme.example"
+    assert listed["data"][0]["email"] == "b***@acme.example"
 
     post(api, customer, "consents", {"channel": "email", "granted": True, "legal_basis": "consent"})
     shown = document(api, customer, marketing)
@@ -217,7 +218,8 @@ def test_marketing_sees_contact_data_only_with_consent(api: Api) -> None:
         "/customers", params={"q": name, "min_position": head(api)}, headers=marketing
     ).json()
 
-    assert (shown["email"], shown["phone"]) == (address, None)
+    assert (shown["email"], shown["phone"]) == (address, "+86 138****8001")
+    assert shown["contacts"][0]["email"] == "b***@acme.example"  # consent is the customer's own
     assert listed["data"][0]["email"] == address
 
 
@@ -355,7 +357,7 @@ def test_the_timeline_of_an_invisible_customer_answers_404(api: Api) -> None:
     assert api.client.get(url).status_code == 401
 
 
-def test_marketing_sees_no_addresses_in_the_timeline(api: Api) -> None:
+def test_marketing_sees_addresses_in_the_timeline_masked(api: Api) -> None:
     address = email()
     customer = register(api, email=address)
 
@@ -365,7 +367,7 @@ def test_marketing_sees_no_addresses_in_the_timeline(api: Api) -> None:
         headers=api.as_("marketing"),
     ).json()["data"]
 
-    assert timeline[0]["payload"]["email"] is None
+    assert timeline[0]["payload"]["email"] == "b***@acme.example"
     assert address not in str(timeline)
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_api
+from domain.shared import Aggregate, DomainEvent
 from infra.bootstrap import api_services, build_crm, health_checks
 from infra.persistence import migrate
 from infra.projections import ProjectionSupervisor
+from infra.sagas import SagaSettings, SagaSupervisor, build_sagas
 from infra.services import ServiceURLs
 from infra.settings import Settings
 from projections.catalog import READ_MODELS
+from sagas.base import Records
+from sagas.lead_routing import LeadRoutingSaga
 
 DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/crm?connect_timeout=1"
 DEAD_NATS = "nats://127.0.0.1:1"
@@ -106,3 +111,44 @@ def test_health_reports_read_model_lag_and_a_stopped_supervisor(
     assert running["checks"]["projections"]["ok"] is True
     detail = running["checks"]["projections"]["detail"]
     assert detail.startswith(f"{len(READ_MODELS)} read models; max lag 0")
+
+
+def test_health_is_degraded_while_a_saga_is_stopped_at_an_event_it_keeps_failing_on(
+    database_url: str, nats_url: str
+) -> None:
+    settings = Settings()
+    migrate(settings, database_url)
+    crm = build_crm(settings, database_url)
+    checks = health_checks(ServiceURLs(database_url, nats_url), crm)
+    client = TestClient(create_api(api_services(settings, crm, checks)))
+    sagas = build_sagas(crm)
+
+    class BrokenRouting(LeadRoutingSaga):
+        def react(self, event: DomainEvent, records: Records) -> Sequence[Aggregate]:
+            raise RuntimeError("routing rules unreadable")
+
+    broken = [BrokenRouting(SagaSettings().lead_routing, crm.config.calendar)]
+    others = [saga for saga in sagas if saga.name != LeadRoutingSaga.name]
+    with SagaSupervisor(crm, database_url, [*broken, *others]):
+        healthy = wait_for_sagas(client, lambda detail: "not running" not in detail)
+        position = crm.capture_lead(channel="ads", name="Li", region="east", phone="13812345678")
+        stopped = wait_for_sagas(client, lambda detail: "stopped with error" in detail)
+    crm.close()
+
+    assert healthy["checks"]["sagas"]["detail"] == f"{len(sagas)} sagas; 0 events pending"
+    assert healthy["checks"]["sagas"]["ok"] is True
+    assert stopped["status"] == "degraded"
+    assert stopped["checks"]["sagas"]["ok"] is False
+    assert stopped["checks"]["sagas"]["detail"] == (
+        f"{len(sagas)} sagas; 1 events pending; "
+        f"lead_routing stopped with error at position {position.position}"
+    )
+
+
+def wait_for_sagas(client: TestClient, seen: Callable[[str], bool]) -> dict[str, Any]:
+    """GET /health until the sagas' detail is as `seen` wants it."""
+    deadline = time.monotonic() + 15
+    while not seen((body := client.get("/health").json())["checks"]["sagas"]["detail"]):
+        assert time.monotonic() < deadline, body["checks"]["sagas"]
+        time.sleep(0.05)
+    return body

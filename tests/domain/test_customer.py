@@ -639,9 +639,11 @@ def every_kind_of_event() -> list[Any]:
         lambda c: c.assign_owner("user:bob"),
         log_call(),
         lambda c: c.record_consent("email", granted=True, legal_basis="legitimate_interests"),
+        lambda c: c.enrol_in_campaign("spring", channel="email"),
         lambda c: c.change_tier("platinum", reason="Spend"),
         lambda c: c.absorb(duplicate),
         lambda c: c.merge_into(survivor),
+        lambda c: c.erase(reason="Data subject request"),
     )
 
 

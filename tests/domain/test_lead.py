@@ -430,6 +430,7 @@ def test_every_lead_event_survives_the_store_unchanged() -> None:
         lambda lead: lead.reopen(),
         conversion_requested,
         converted,
+        lambda lead: lead.erase("Data subject request"),
         clock=clock,
     )
     lead_event_types = {cls for name, cls in EVENT_TYPES.items() if name.startswith("crm.lead.")}

@@ -33,6 +33,7 @@ from projections.catalog import ReadModelSpec, read_model
 from projections.catchup import catch_up
 from projections.lead_queue import LeadQueueView
 from projections.readmodel import (
+    REGISTRY_TABLE,
     ActiveVersionNotDropped,
     PositionMoved,
     ReadModelProjection,
@@ -342,3 +343,24 @@ def test_the_active_version_is_never_dropped(crm: CRM) -> None:
         active.drop()
 
     assert view(crm).counts() == {}
+
+
+def test_a_read_model_built_with_an_older_schema_is_rebuilt_by_its_supervisor(
+    crm: CRM, database_url: str
+) -> None:
+    li = customer(crm, "Li")
+    crm.tag_customer(li, "vip")
+    with ProjectionSupervisor(crm, database_url, [SPEC]):
+        eventually(lambda: view(crm).position() == crm.recorder.max_notification_id())
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as curs:  # as if built by code with another schema
+        curs.execute(
+            f"UPDATE {REGISTRY_TABLE} SET schema_revision = 0 WHERE name = %s", (SPEC.name,)
+        )
+
+    with ProjectionSupervisor(crm, database_url, [SPEC]):
+        crm.tag_customer(li, "gold")
+        eventually(lambda: active_version(datastore, SPEC.name) == 2)
+        eventually(lambda: view(crm).position() == crm.recorder.max_notification_id())
+
+    assert view(crm).counts() == {"Li": 2}

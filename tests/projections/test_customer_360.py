@@ -416,7 +416,14 @@ def _deal(crm: CRM, w: World, a: int, b: int) -> None:
 
 
 def _ticket(crm: CRM, w: World, a: int, b: int) -> None:
-    w.tickets.append(open_ticket(crm, pick(w.customers, a)))
+    w.tickets.append(open_ticket(crm, pick(w.customers, a), subject=f"Broken {b}"))
+
+
+def _erase(crm: CRM, w: World, a: int, b: int) -> None:
+    """Erase a customer, naming (by b) none, one of the tickets, or one of the leads."""
+    named = {1: w.tickets, 2: w.leads}.get(b % 3)
+    records = [pick(named, b // 3)] if named else []
+    crm.erase_customer(pick(w.customers, a), reason="request", records=records)
 
 
 COMMANDS: dict[str, Callable[[CRM, World, int, int], Any]] = {
@@ -457,7 +464,14 @@ COMMANDS: dict[str, Callable[[CRM, World, int, int], Any]] = {
     "resolve": lambda crm, w, a, b: crm.resolve_ticket(pick(w.tickets, a), "done"),
     "close": lambda crm, w, a, b: crm.close_ticket(pick(w.tickets, a)),
     "reopen_ticket": lambda crm, w, a, b: crm.reopen_ticket(pick(w.tickets, a)),
-    "rate": lambda crm, w, a, b: crm.rate_ticket(pick(w.tickets, a), 1 + b % 5),
+    "rate": lambda crm, w, a, b: crm.rate_ticket(
+        pick(w.tickets, a), 1 + b % 5, comment=f"rated {b}" if b % 2 else ""
+    ),
+    "enrol": lambda crm, w, a, b: crm.enrol_customer_in_campaign(
+        pick(w.customers, a), f"campaign {b % 3}", channel="email"
+    ),
+    "erase": _erase,
+    "erase_lead": lambda crm, w, a, b: crm.erase_lead(pick(w.leads, a), reason="request"),
 }
 
 # Customers, deals, tickets and leads first, so that most commands have something to act on,
@@ -468,6 +482,11 @@ PRELUDE = [
     ("ticket", 3, 0),
     ("merge", 0, 3),
     ("convert", 0, 1),
+    ("consent", 1, 1),
+    ("enrol", 1, 1),
+    ("interaction", 1, 1),
+    ("resolve", 1, 0),
+    ("erase", 1, 7),  # customer 1 and customer 3's ticket: every script covers an erasure
 ]
 
 
@@ -552,6 +571,11 @@ def reference_customer(view: Customer360View, customer_id: UUID) -> dict[str, An
             "WHERE customer_id = %s ORDER BY channel",
             customer_id,
         )
+        campaigns = rows(
+            "SELECT campaign, channel, enrolled_at FROM {campaigns} "
+            "WHERE customer_id = %s ORDER BY campaign",
+            customer_id,
+        )
         counts = rows(REFERENCE_COUNTS, group=True)[0]
         won = rows(
             "SELECT currency, sum(amount) AS total FROM {opportunities} "
@@ -567,6 +591,7 @@ def reference_customer(view: Customer360View, customer_id: UUID) -> dict[str, An
         "contacts": contacts,
         "tags": [row["tag"] for row in tags],
         "consents": {row.pop("channel"): row for row in consents},
+        "campaigns": campaigns,
         "counts": counts,
         "won_totals": {row["currency"]: row["total"] for row in won},
         "avg_csat": None if avg_csat is None else float(avg_csat),
@@ -586,6 +611,7 @@ def test_the_one_statement_document_equals_the_multi_query_one(
     for customer, tag in ((survivor, "vip"), (duplicate, "retail"), (older, "legacy")):
         crm.tag_customer(customer, tag)
     crm.record_customer_consent(survivor, "sms", granted=True, legal_basis="contract")
+    crm.enrol_customer_in_campaign(survivor, "spring", channel="sms")
     clock.advance(hours=1)
     crm.record_customer_consent(survivor, "email", granted=False, legal_basis="consent")
     win(crm, open_deal(crm, survivor), "1000.50")
@@ -624,6 +650,7 @@ def test_the_one_statement_document_equals_the_multi_query_one(
         "legal_basis": "consent",
         "recorded_at": MONDAY_9AM + timedelta(hours=1),
     }
+    assert doc["campaigns"] == [{"campaign": "spring", "channel": "sms", "enrolled_at": MONDAY_9AM}]
     assert doc["won_totals"] == {"CNY": Decimal("1300.50"), "USD": Decimal("120.25")}
     assert all(isinstance(total, Decimal) for total in doc["won_totals"].values())
     assert doc["counts"] == {

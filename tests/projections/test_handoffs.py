@@ -13,10 +13,13 @@ from hypothesis import given
 from domain.application import CRM
 from domain.shared import FixedClock, command_context, event_id_for
 from domain.ticket import Ticket
+from infra.sagas import SagaRunner
 from projections.customer_360 import Customer360Projection, Customer360View
-from projections.handoffs import HandoffsProjection, HandoffsView
+from projections.handoffs import ROUTING_SAGA, HandoffsProjection, HandoffsView
 from projections.readmodel import Row
 from projections.visibility import Visibility
+from sagas.lead_routing import LeadRoutingSaga
+from sagas.routing import RoutingRules, SalesUser, Territory
 from tests.projections.rebuilds import REBUILD_EXAMPLES, rebuilt_from_zero, rows_of
 from tests.projections.scripts import Command, Step, World, pick, play, random_scripts
 
@@ -58,9 +61,33 @@ def onboarding_ticket(crm: CRM, customer_id: UUID, cause: UUID | None) -> UUID:
         return crm.open_ticket(customer_id=customer_id, channel="email", subject="Onboarding").id
 
 
+SLA_SAGA = "saga:sla_escalation"
+ROUTING = RoutingRules(
+    territories=(Territory(id="t-east", regions=("east", "r0"), team="east-sales"),),
+    sales_users=(
+        SalesUser(username="user:0", team="east-sales", capacity=2),
+        SalesUser(username="user:1", team="east-sales"),
+        SalesUser(username="user:alice", team="east-sales"),
+        SalesUser(username="user:bob", team="north-sales", capacity=0),
+    ),
+    fallback_team="sales",
+)
+
+
 def breach(crm: CRM, ticket: UUID, measure: str, clock: FixedClock) -> None:
-    """The ticket missed its `measure` due time (as the SLA escalation saga records it)."""
-    crm.commands.change(Ticket, ticket, lambda t: t.record_sla_breach(measure, clock.now()), None)
+    """The ticket missed its `measure` due time and was escalated (as the SLA saga does it)."""
+
+    def record(t: Ticket) -> None:
+        t.record_sla_breach(measure, clock.now())
+        t.escalate(min(t.escalation_level + 1, 3), f"{measure} missed")
+
+    with command_context(actor=SLA_SAGA):
+        crm.commands.change(Ticket, ticket, record, None)
+
+
+def router(crm: CRM) -> SagaRunner:
+    """The lead-routing saga: it names each routed lead's team on a first-contact task."""
+    return SagaRunner(LeadRoutingSaga(ROUTING, crm.config.calendar), crm)
 
 
 def by_kind(view: HandoffsView) -> dict[str, Row]:
@@ -164,20 +191,23 @@ def test_a_won_deal_waits_for_the_ticket_its_win_caused(
         assert rows_of(rebuilt, "handoffs") == rows_of(view, "handoffs")
 
 
-def test_each_missed_sla_measure_waits_for_the_tickets_next_escalation(
+def test_each_missed_sla_measure_waits_for_the_first_action_of_a_person_on_the_ticket(
     crm: CRM, handoffs: Any, clock: FixedClock
 ) -> None:
     view, catch_up = handoffs
     acme = customer(crm)
     ticket = onboarding_ticket(crm, acme, None)
     crm.assign_ticket(ticket, "agent:wang", "desk-east")
-    breach(crm, ticket, "first_response", clock)
+    breach(crm, ticket, "first_response", clock)  # the saga escalates at once: no answer yet
     clock.advance(minutes=15)
     breach(crm, ticket, "resolution", clock)
-    clock.advance(minutes=15)
-    crm.escalate_ticket(ticket, 1, "missed its SLA")
-    clock.advance(minutes=15)
-    crm.escalate_ticket(ticket, 2, "still waiting")
+    clock.advance(minutes=5)
+    crm.escalate_ticket(ticket, 3, "the system escalates")  # the system is no person either
+    clock.advance(minutes=10)
+    with command_context(actor="user:wang"):
+        crm.record_ticket_first_response(ticket)
+        clock.advance(minutes=15)
+        crm.resolve_ticket(ticket, "fixed")
     catch_up()
 
     rows = {row["measure"]: row for row in view.rows(kind="breach_to_escalation")}
@@ -192,6 +222,42 @@ def test_each_missed_sla_measure_waits_for_the_tickets_next_escalation(
     assert (stats["team"], stats["count"], stats["p50_seconds"]) == ("desk-east", 2, 1350)
     with rebuilt_from_zero(crm, view, HandoffsProjection) as rebuilt:
         assert rows_of(rebuilt, "handoffs") == rows_of(view, "handoffs")
+
+
+def test_lead_and_deal_handoffs_count_for_the_team_the_routing_saga_named_for_their_owner(
+    crm: CRM, handoffs: Any, clock: FixedClock
+) -> None:
+    view, catch_up = handoffs
+    routed = [capture(crm, f"L{n}") for n in range(3)]  # east: east-sales' round-robin
+    capture(crm, "Wu", "west")  # no territory: the fallback queue, team sales
+    bobs = capture(crm, "Ma", "west")
+    crm.assign_lead(bobs, "user:bob")  # by hand, before the saga: it names bob's team
+    router(crm).catch_up()
+    clock.advance(minutes=5)
+    crm.assign_lead(routed[0], "user:bob")  # reassigned before the first activity
+    acme = customer(crm)
+    win(crm, acme, owner="user:0")
+    win(crm, acme, owner="user:zoe")  # an owner the routing saga never named a team for
+    catch_up()
+
+    def teams(kind: str) -> dict[str | None, int]:
+        return {s["team"]: s["count"] for s in view.handoffs(kind=kind)}
+
+    assert teams("capture_to_assignment") == {"east-sales": 3, "north-sales": 1, "sales": 1}
+    assert teams("assignment_to_first_activity") == {
+        "east-sales": 2,
+        "north-sales": 2,
+        "sales": 1,
+    }
+    assert teams("win_to_onboarding") == {"east-sales": 1, "user:zoe": 1}
+    assert view.handoffs(team="north-sales", kind="capture_to_assignment")[0]["count"] == 1
+    with rebuilt_from_zero(crm, view, HandoffsProjection) as rebuilt:
+        for table in HandoffsView.tables:
+            assert rows_of(rebuilt, table) == rows_of(view, table), table
+
+
+def test_the_handoffs_learn_teams_from_the_lead_routing_sagas_tasks() -> None:
+    assert ROUTING_SAGA == LeadRoutingSaga.name
 
 
 def test_percentiles_count_completed_handoffs_per_kind_team_and_month(
@@ -277,9 +343,17 @@ OPERATIONS = [
     "assign_ticket",
     "breach",
     "escalate",
+    "respond",
+    "route",
     "advance",
     "catch_up",
 ]
+
+
+def by(b: int, command: Callable[..., object], *args: Any) -> object:
+    """Run the command as a person, the SLA saga or the system, as `b` picks."""
+    with command_context(actor=("user:wang", SLA_SAGA, "system:crm")[b % 3]):
+        return command(*args)
 
 
 def commands(crm: CRM, world: World, clock: FixedClock) -> dict[str, Command]:
@@ -332,7 +406,9 @@ def commands(crm: CRM, world: World, clock: FixedClock) -> dict[str, Command]:
         "breach": lambda a, b: breach(
             crm, pick(tickets, a), ("first_response", "resolution")[b % 2], clock
         ),
-        "escalate": lambda a, b: crm.escalate_ticket(pick(tickets, a), b % 3 + 1, "late"),
+        "escalate": lambda a, b: by(b, crm.escalate_ticket, pick(tickets, a), b % 3 + 1, "late"),
+        "respond": lambda a, b: by(b, crm.record_ticket_first_response, pick(tickets, a)),
+        "route": lambda a, b: router(crm).catch_up(),
         "advance": lambda a, b: clock.advance(minutes=b),
     }
 

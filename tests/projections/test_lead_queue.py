@@ -177,6 +177,8 @@ LEAD_COMMANDS = random_scripts(
         "convert",
         "catch_up",
         "advance",
+        "erase",
+        "erase_customer",
     ],
     a=4,
     b=100,
@@ -215,6 +217,10 @@ def test_live_rows_equal_a_rebuild_from_scratch(
                 crm.reopen_lead(lead)
             elif command == "convert":
                 crm.convert_lead(lead, customer)
+            elif command == "erase":
+                crm.erase_lead(lead, reason="request")
+            elif command == "erase_customer":  # naming the lead: its key goes too
+                crm.erase_customer(customer, reason="request", records=[lead])
             elif command == "catch_up":
                 catch_up()
             else:

@@ -190,7 +190,16 @@ def test_read_your_writes_waits_for_the_position_of_a_write(
 
 
 TASK_COMMANDS = random_scripts(
-    ["create", "reassign", "complete", "cancel", "catch_up", "advance"],
+    [
+        "create",
+        "reassign",
+        "complete",
+        "cancel",
+        "catch_up",
+        "advance",
+        "erase_customer",
+        "erase_lead",
+    ],
     a=4,
     b=100,
     min_size=1,
@@ -209,6 +218,7 @@ def test_live_rows_equal_a_rebuild_from_scratch(
     view, catch_up = tasks
     made: list[UUID] = []
     customer = crm.register_customer(kind="person", name="C", region="east", owner="u").id
+    lead = crm.capture_lead(channel="ads", name="L", region="east", email="l@x.com").id
     for command, pick, number in commands:
         task = made[pick % len(made)] if made else None
         try:
@@ -220,8 +230,21 @@ def test_live_rows_equal_a_rebuild_from_scratch(
                         customer,
                         hours=number,
                         assignee=f"user{number % 3}" if number % 2 else None,
+                        title=f"Call {number}",
                     )
+                    if number % 3
+                    else crm.create_task(  # about the lead: its erasure reaches the task
+                        title=f"Lead call {number}",
+                        team="east-sales",
+                        related_kind="lead",
+                        related_id=lead,
+                        due_at=clock.now() + timedelta(hours=1),
+                    ).id
                 )
+            elif command == "erase_customer":  # naming a task: its key goes as well
+                crm.erase_customer(customer, reason="request", records=[task])
+            elif command == "erase_lead":
+                crm.erase_lead(lead, reason="request")
             elif command == "reassign":
                 crm.reassign_task(task, f"user{number % 3}", f"team{number % 2}")
             elif command == "complete":

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 from psycopg.sql import SQL, Identifier
 
 from domain.application import CRM
-from domain.shared import Aggregate, DomainEvent
+from domain.shared import DomainEvent
 from infra.sagas import TRACKING_TABLE, SagaRunner
 from sagas.base import Records, Saga
 
@@ -45,17 +46,19 @@ def rewind(runner: SagaRunner) -> None:
         )
 
 
-def crashing(saga: Saga, when: Callable[[DomainEvent], bool]) -> Saga:
-    """The saga, except that its process dies after deciding on the causes `when` picks."""
+def crashing(saga: Saga, when: Callable[[Any], bool], policy: str = "react") -> Saga:
+    """The saga, except that its process dies after its `policy` (react, plan_timers or fire)
+    has read the records and decided on the causes (or timers) `when` picks."""
     copied = copy.copy(saga)
+    decide = getattr(saga, policy)
 
-    def react(event: DomainEvent, records: Records) -> Sequence[Aggregate]:
-        changed = saga.react(event, records)  # everything read and decided ...
-        if when(event):
+    def crash(cause: Any, records: Records) -> Any:
+        decided = decide(cause, records)  # everything read and decided ...
+        if when(cause):
             raise RuntimeError("process killed")  # ... and then the process dies
-        return changed
+        return decided
 
-    copied.react = react  # type: ignore[method-assign]
+    setattr(copied, policy, crash)
     return copied
 
 

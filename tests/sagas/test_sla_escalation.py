@@ -24,10 +24,11 @@ from domain.ticket import (
     TicketSlaBreached,
 )
 from infra.bootstrap import build_crm
-from infra.sagas import TIMERS_TABLE, SagaRunner, SagaSupervisor
+from infra.sagas import TIMERS_TABLE, SagaEventFailed, SagaRunner, SagaSupervisor
 from infra.settings import Settings
+from sagas.base import Timer
 from sagas.sla_escalation import SlaEscalationRules, SlaEscalationSaga
-from tests.sagas.flows import customer, head, last_of, log, rewind
+from tests.sagas.flows import crashing, customer, head, last_of, log, rewind
 
 ACTOR = "saga:sla_escalation"
 RULES = SlaEscalationRules(team_leads={"billing": "lead-li"}, sales_team="key-sales")
@@ -251,6 +252,66 @@ def test_two_runners_firing_at_once_fire_each_timer_once(
     assert len(of_kind(crm, TicketSlaBreached)) == 4
     assert len(of_kind(crm, TicketEscalated)) == 4
     assert len(of_kind(crm, TaskCreated)) == 8
+
+
+def per_ticket(crm: CRM, kind: type[DomainEvent]) -> dict[UUID, int]:
+    """How many events of this kind each ticket (or task's ticket) has."""
+    counts: dict[UUID, int] = {}
+    for event in of_kind(crm, kind):
+        subject = getattr(event, "related_id", event.originator_id)
+        counts[subject] = counts.get(subject, 0) + 1
+    return counts
+
+
+def test_a_crash_while_planning_a_tickets_timers_loses_none_and_duplicates_none(
+    crm: CRM, clock: FixedClock, saga: SlaEscalationSaga, second_crm: CRM
+) -> None:
+    first, second = billing_ticket(crm, "alice"), billing_ticket(crm, "bob")
+    dies = crashing(saga, lambda cause: cause.originator_id == second, "plan_timers")
+
+    with pytest.raises(SagaEventFailed):
+        SagaRunner(dies, crm).catch_up()  # read the second ticket, planned, died before saving
+    assert {t["subject_id"] for t in timers(crm)} == {first}
+
+    restarted = SagaRunner(SlaEscalationSaga(RULES, second_crm.config.calendar), second_crm)
+    assert restarted.catch_up() == 1
+    assert len(pending(crm)) == 8  # four per ticket, none twice
+    clock.advance(hours=4, minutes=1)  # 13:01: both first responses are late
+    assert restarted.fire_due_timers() == 4
+    assert restarted.fire_due_timers() == 0
+
+    assert per_ticket(crm, TicketSlaBreached) == {first: 1, second: 1}
+    assert per_ticket(crm, TicketEscalated) == {first: 1, second: 1}
+    assert per_ticket(crm, TaskCreated) == {first: 2, second: 2}
+    for effect in of_kind(crm, TicketSlaBreached):
+        opened = last_of(crm, effect.originator_id, TicketOpened)
+        assert (effect.actor, effect.causation_id) == (ACTOR, opened.event_id)
+
+
+def test_a_crash_while_deciding_a_breach_leaves_its_timer_to_fire_once_after_a_restart(
+    crm: CRM, clock: FixedClock, saga: SlaEscalationSaga, second_crm: CRM
+) -> None:
+    first, second = billing_ticket(crm, "alice"), billing_ticket(crm, "bob")
+    SagaRunner(saga, crm).catch_up()
+    clock.advance(hours=4, minutes=1)
+
+    def second_breach(timer: Timer) -> bool:
+        return timer.subject_id == second and timer.kind == "first_response:due"
+
+    crashed = SagaRunner(crashing(saga, second_breach, "fire"), crm)
+    assert crashed.fire_due_timers() == 3  # the breach of the second ticket died unsaved
+    assert crashed.failed_timers == 1
+    assert per_ticket(crm, TicketSlaBreached) == {first: 1}
+    assert "first_response:due" in pending(crm)
+
+    restarted = SagaRunner(SlaEscalationSaga(RULES, second_crm.config.calendar), second_crm)
+    assert restarted.fire_due_timers() == 1
+    assert restarted.fire_due_timers() == 0
+
+    assert per_ticket(crm, TicketSlaBreached) == {first: 1, second: 1}
+    assert per_ticket(crm, TicketEscalated) == {first: 1, second: 1}
+    assert per_ticket(crm, TaskCreated) == {first: 2, second: 2}
+    assert per_ticket(crm, TicketSlaAtRisk) == {first: 1, second: 1}
 
 
 def test_running_again_from_position_zero_fires_nothing_again(

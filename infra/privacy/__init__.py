@@ -1,0 +1,1 @@
+"""Personal data protection: per-record keys, field encryption, erasure, export."""
