@@ -21,7 +21,6 @@ from api.ports import AccessEntry, AccessLog
 from api.security import InvalidToken, Principal
 from api.services import ApiServices, Health, HealthCheck, ReadModels
 from domain.application import CRM
-from projections.async_reads import AsyncReader
 from projections.visibility import Visibility
 
 __all__ = ["Health", "HealthCheck"]
@@ -54,12 +53,6 @@ async def get_read_models(request: Request) -> ReadModels:
     return services_of(request).read_models
 
 
-async def get_reader(request: Request) -> AsyncReader:
-    """The hot reads' asyncio reader: on this event loop's pool, opened by the app's lifespan."""
-    reader: AsyncReader | None = getattr(request.state, "reader", None)
-    return reader or services_of(request).async_reader
-
-
 async def get_health_checks(request: Request) -> Mapping[str, HealthCheck]:
     return services_of(request).health_checks
 
@@ -72,7 +65,6 @@ CRMDep = Annotated[CRM, Depends(get_crm)]
 ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
 HealthChecks = Annotated[Mapping[str, HealthCheck], Depends(get_health_checks)]
 AccessLogDep = Annotated[AccessLog, Depends(get_access_log)]
-ReaderDep = Annotated[AsyncReader, Depends(get_reader)]
 
 
 async def get_current_user(

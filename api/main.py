@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -64,19 +60,7 @@ ROUTERS = (
 def create_api(services: ApiServices) -> FastAPI:
     """The HTTP API over the CRM, its read models and the API's own stores."""
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        # Per event loop (a server has one; test clients may each run their own): the pool of
-        # the hot reads, which requests find in `request.state` (see api.deps.get_reader).
-        async with services.async_reader.open_pool(services.async_pool_size) as reader:
-            yield {"reader": reader}
-
-    api = FastAPI(
-        title="CRM",
-        version="0.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    api = FastAPI(title="CRM", version="0.1.0", description=DESCRIPTION)
     api.state.services = services
     install_error_handlers(api)
     for module in ROUTERS:

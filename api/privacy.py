@@ -73,8 +73,9 @@ def export_customer(
     crm: CRM, read_models: ReadModels, access_log: AccessLog, document: dict[str, Any]
 ) -> dict[str, Any]:
     """Everything held about the customer whose 360° `document` this is, as one document:
-    the 360° view, the whole timeline, every event of the customer and its related records
-    (merged duplicates, tickets, converted leads) with payloads, and the access log about them."""
+    the 360° view, the whole timeline, the tasks about them, every event of the customer and its
+    related records (merged duplicates, tickets, converted leads, tasks) with payloads, and the
+    access log about them."""
     customer_id: UUID = document["customer_id"]
     records = list(
         dict.fromkeys(
@@ -85,9 +86,10 @@ def export_customer(
             ]
         )
     )
+    tasks = read_models.tasks.about(records)
     events = {
         str(record_id): [e.envelope() for e in record_log(crm.recorder, crm.mapper, record_id)]
-        for record_id in records
+        for record_id in [*records, *(task["task_id"] for task in tasks)]
     }
     logged = [row for record_id in records for row in access_log_about(access_log, record_id)]
     timeline = every_page(
@@ -98,6 +100,7 @@ def export_customer(
         "customer": document,
         "consents": document.get("consents", {}),
         "timeline": timeline,
+        "tasks": tasks,
         "events": events,
         "access_log": logged,
     }

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from api.ports import AccessLog, IdempotencyStore, UserDirectory
 from api.security import TokenService
 from domain.application import CRM
-from projections.async_reads import AsyncReader
 from projections.customer_360 import Customer360View
 from projections.handoffs import HandoffsView
 from projections.lead_queue import LeadQueueView
@@ -53,7 +52,4 @@ class ApiServices:
     tokens: TokenService
     idempotency: IdempotencyStore
     access_log: AccessLog
-    # The hot reads' asyncio queries; the app's lifespan gives each event loop a pool of this size.
-    async_reader: AsyncReader
-    async_pool_size: int = 10
     health_checks: Mapping[str, HealthCheck] = field(default_factory=dict)

@@ -185,6 +185,7 @@ def server(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
         "CRM_DATA_DIR": str(data_dir),
         "CRM_TOKEN_SECRET": "bench-" + "x" * 40,
         "CRM_LOG_LEVEL": "warning",
+        "CRM_HTTP_ACCESS_LOG": "false",
     }
     crm = [sys.executable, "-m", "infra.cli"]
     processes = [

@@ -56,6 +56,9 @@ class CommandContext:
     correlation_id: UUID = field(default_factory=uuid4)
     causation_id: UUID | None = None
     clock: Clock = field(default_factory=SystemClock)
+    # Records the caller loaded already for this command (e.g. to check who may change them):
+    # the command's first attempt takes them from here instead of reading them again.
+    preloaded: dict[UUID, Any] = field(default_factory=dict)
 
 
 _context: ContextVar[CommandContext | None] = ContextVar("crm_command_context", default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -100,6 +101,21 @@ def optional_phone(value: str | None, region: str = DEFAULT_PHONE_REGION) -> str
     """The phone number as E.164 (national ones read in `region`), or None when blank."""
     text = optional_text(value)
     return None if text is None else normalise_phone(text, region)
+
+
+IDENTIFIER = re.compile(r"^[0-9A-Z][0-9A-Z-]{5,33}$")
+
+
+def optional_identifier(field_name: str, value: str | None) -> str | None:
+    """An ID, tax or bank account number: upper-case, spaces dropped; 6–34 letters, digits
+    or dashes (a Chinese ID card has 18, a bank card 16–19, an IBAN up to 34); None if blank."""
+    text = optional_text(value)
+    if text is None:
+        return None
+    compact = text.replace(" ", "").upper()
+    if not IDENTIFIER.match(compact):
+        raise InvalidValue(field_name, value, "must be 6 to 34 letters, digits or dashes")
+    return compact
 
 
 def normalise_email(value: str) -> str:

@@ -203,12 +203,16 @@ class PostgresAccessLog:
         """Redact the search terms that named an erased person; returns how many entries.
 
         A term is scrubbed when it contains one of `values`, or is a part (3 characters or
-        more) of one: "zhang" searched for "Zhang Wei". Who searched, and when, stays.
+        more) of one: "zhang" searched for "Zhang Wei". Who searched, and when, stays. Stored
+        idempotent answers quoting a value are forgotten too (a repeat then runs again).
         """
         self.flush()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SCRUB, (REDACTED, list(values)))
-            return curs.rowcount
+            scrubbed = curs.rowcount
+            # Stored answers to be replayed (a 409 may quote the email it refused): forgotten.
+            curs.execute(FORGET_ANSWERS, (list(values),))
+            return scrubbed
 
     def query(
         self,
@@ -249,6 +253,10 @@ class PostgresAccessLog:
         return page, next_cursor
 
 
+FORGET_ANSWERS = (
+    "DELETE FROM crm_idempotency WHERE body IS NOT NULL AND EXISTS (SELECT 1 FROM "
+    "unnest(%s::text[]) AS v(value) WHERE position(convert_to(value, 'UTF8') in body) > 0)"
+)
 SCRUB = (
     "UPDATE crm_access_log SET details = jsonb_set(details, '{q}', to_jsonb(%s::text)) "
     "WHERE details ? 'q' AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS v(value) "

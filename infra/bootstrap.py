@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from eventsourcing.postgres import PostgresDatastore
 from fastapi import FastAPI
 
 from api.main import create_api
@@ -27,7 +25,6 @@ from infra.services import ManagedServices, ServiceURLs, check_nats, check_postg
 from infra.services.status import describe
 from infra.settings import Settings
 from infra.users import UserStore
-from projections.async_reads import AsyncReader
 from projections.customer_360 import Customer360View
 from projections.handoffs import HandoffsView
 from projections.lead_queue import LeadQueueView
@@ -168,19 +165,8 @@ def api_services(
         ),
         idempotency=PostgresIdempotencyStore(datastore),
         access_log=PostgresAccessLog(datastore),
-        async_reader=AsyncReader(async_connect_kwargs(datastore)),
-        async_pool_size=settings.db_pool_size,
         health_checks=checks or {},
     )
-
-
-def async_connect_kwargs(datastore: PostgresDatastore) -> dict[str, Any]:
-    """How to connect to the datastore's database, for the API's asyncio pool."""
-    pool_kwargs = datastore.pool.kwargs
-    if not isinstance(pool_kwargs, dict):
-        raise TypeError("the datastore's pool has no connection parameters")
-    kwargs = {key: value for key, value in pool_kwargs.items() if key != "row_factory"}
-    return {"connect_timeout": 5, **kwargs}
 
 
 @dataclass

@@ -76,7 +76,13 @@ def run(
             SagaSupervisor(runtime.crm, runtime.urls.database_url),
             in_process_relay(settings, runtime.crm, runtime.urls),
         ):
-            uvicorn.run(runtime.api, host=bind_host, port=bind_port, log_level=settings.log_level)
+            uvicorn.run(
+                runtime.api,
+                host=bind_host,
+                port=bind_port,
+                log_level=settings.log_level,
+                access_log=settings.http_access_log,
+            )
 
 
 @app.command()
@@ -92,6 +98,7 @@ def api(
             host=host or settings.host,
             port=port or settings.port,
             log_level=settings.log_level,
+            access_log=settings.http_access_log,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import (
@@ -17,11 +18,15 @@ from eventsourcing.persistence import (
 
 from domain.personal import Path, personal_paths
 from domain.shared import EVENT_TYPES, DomainEvent, Snapshot
-from infra.privacy.fields import sealer, unsealer, walk
+from infra.privacy.fields import is_sealed, sealer, unsealer, walk
 from infra.privacy.keys import InMemoryKeyStore, KeyStore
 
 _VERSIONED = re.compile(r"^(?P<base>.+)\.v(?P<version>\d+)$")
 _IDENTITY = {"originator_id", "originator_version"}
+
+
+class UnreadableSnapshot(MapperDeserialisationError):
+    """A snapshot whose record's key was destroyed after it was taken."""
 
 
 class OrjsonTranscoder(Transcoder):
@@ -107,8 +112,14 @@ class PydanticMapper(Mapper[Any]):
         state = upcast(cls, stored_version, state)
         paths = personal_paths(cls)
         if paths:
-            record_id = stored_event.originator_id
-            unseal = unsealer(self.keys.key_for_reading(record_id), record_id)  # type: ignore[arg-type]
+            record_id: UUID = stored_event.originator_id  # type: ignore[assignment]
+            key = self.keys.key_for_reading(record_id)
+            if key is None and cls is Snapshot and is_sealed(state.get("state")):
+                # Sealed under a key destroyed since: the loader replays the events instead.
+                raise UnreadableSnapshot(
+                    f"the snapshot of {record_id} was sealed under an erased key"
+                )
+            unseal = unsealer(key, record_id)
             for path in paths:
                 walk(state, path, unseal)
         state["originator_id"] = stored_event.originator_id

@@ -12,7 +12,8 @@ from domain.application import CRM
 from infra.api_stores import create_api_schema
 from infra.mapper import OrjsonTranscoder, PydanticMapper
 from infra.privacy.factory import MASTER_KEY, CRMPopoFactory, CRMPostgresFactory
-from infra.privacy.keys import create_privacy_schema, master_key_text
+from infra.privacy.keys import create_privacy_schema
+from infra.privacy.master import MasterKey, master_key_text, verify_master_key
 from infra.recorder import OneTripApplicationRecorder
 from infra.relay.tracking import create_relay_schema
 from infra.sagas import create_saga_schema
@@ -103,6 +104,7 @@ def migrate(settings: Settings, database_url: str) -> list[str]:
             datastore = app.recorder.datastore  # type: ignore[attr-defined]
             create_registry(datastore)
             create_privacy_schema(datastore)
+            verify_master_key(datastore, MasterKey.from_text(master_key_text(settings)))
             create_api_schema(datastore)
             create_relay_schema(datastore)
             create_saga_schema(datastore)

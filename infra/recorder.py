@@ -34,7 +34,14 @@ class KeyWriting:
     """
 
     keys: PostgresKeyStore | None = None
-    _taken = threading.local()
+
+    @property
+    def _taken(self) -> threading.local:
+        """This recorder's per-thread changes taken for the insert in progress."""
+        taken: threading.local | None = self.__dict__.get("_taken_local")
+        if taken is None:
+            taken = self.__dict__.setdefault("_taken_local", threading.local())
+        return taken
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         parent: Any = super()

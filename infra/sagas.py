@@ -203,6 +203,8 @@ class SagaRecorder(KeyedProcessRecorder):
             for instant in ("fire_at", "deadline"):  # in UTC, whatever the session's time zone
                 fields[instant] = fields[instant].astimezone(UTC)
             timer = Timer(**fields)
+            if self.keys is not None:
+                self.keys.discard_pending()  # nothing left over from a decision that failed
             try:
                 stored_events = decide(timer)
                 with conn.cursor() as curs:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # uvicorn's line per request: off, since URLs may carry personal data (`?q=<email>`).
+    http_access_log: bool = False
     # Signs bearer tokens; without one, a random secret is kept in data_dir/token-secret.
     token_secret: str | None = Field(default=None, min_length=32)
     token_lifetime_minutes: int = Field(default=480, ge=1)

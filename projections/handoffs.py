@@ -109,6 +109,7 @@ class HandoffsView(ReadModelView):
     """One row per handoff; `leads`, `deals` and `tickets` hold what later events need."""
 
     name: ClassVar[str] = "handoffs"
+    schema: ClassVar[int] = 2  # 2: owner_teams; a breach waits for a person's action
     tables: ClassVar[dict[str, str]] = {
         "handoffs": (
             "kind text NOT NULL, cause_id uuid NOT NULL, cause_event_id uuid NOT NULL, "

@@ -45,7 +45,10 @@ class TaskListView(ReadModelView):
             "closed_at timestamptz, updated_at timestamptz NOT NULL"
         )
     }
-    indexes: ClassVar[dict[str, list[str]]] = {"tasks": [TASK_KEY, "assignee", "team", "status"]}
+    schema: ClassVar[int] = 2  # 2: related_id index (erasure, subject export)
+    indexes: ClassVar[dict[str, list[str]]] = {
+        "tasks": [TASK_KEY, "assignee", "team", "status", "related_id"]
+    }
 
     def tasks(
         self,
@@ -98,6 +101,15 @@ class TaskListView(ReadModelView):
             SQL("SELECT * FROM {} WHERE task_id = %s").format(self.reader("tasks")), (task_id,)
         )
         return rows[0] if rows else None
+
+    def about(self, related_ids: list[UUID]) -> list[Row]:
+        """Every task about one of these records, oldest due first (for a subject export)."""
+        return self.fetch(
+            SQL("SELECT * FROM {} WHERE related_id = ANY(%s) ORDER BY due_at, task_id").format(
+                self.reader("tasks")
+            ),
+            (related_ids,),
+        )
 
 
 def is_overdue(row: Row, now: datetime) -> bool:

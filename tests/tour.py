@@ -51,6 +51,9 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     crm.log_customer_interaction(acme, kind="call", summary="Kick-off call")
     crm.record_customer_consent(acme, "email", granted=True, legal_basis="consent")
     crm.enrol_customer_in_campaign(acme, "spring-newsletter", channel="email")
+    crm.record_customer_billing_details(
+        acme, id_number="91310000MA1FL2XQ3B", bank_account="6222021234567890128"
+    )
     crm.change_customer_tier(acme, "gold", reason="Annual revenue above 1M")
     crm.merge_customers(acme, dup)
     crm.register_customer(  # the merged duplicate's email is free again: its claim is re-taken
@@ -163,6 +166,7 @@ def exercise_every_command(crm: CRM, clock: FixedClock) -> list[UUID]:
     ).id
     crm.add_customer_contact(erased, name="Erin's assistant", email="pa@erased.example.com")
     crm.log_customer_interaction(erased, kind="call", summary="Erin asked to be forgotten")
+    crm.record_customer_billing_details(erased, id_number="110105194912310021", bank_account=None)
     their_ticket = crm.open_ticket(
         customer_id=erased, channel="email", subject="Forget me", priority="P4"
     ).id

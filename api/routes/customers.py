@@ -14,7 +14,6 @@ from api.deps import (
     Cursor,
     Limit,
     MinPosition,
-    ReaderDep,
     Reading,
     ReadModelsDep,
     RecordAccess,
@@ -34,6 +33,7 @@ from api.schemas.customers import (
     CustomersPublic,
     LogInteractionRequest,
     MergeCustomersRequest,
+    RecordBillingDetailsRequest,
     RecordConsentRequest,
     RegisterCustomerRequest,
     TagCustomerRequest,
@@ -43,7 +43,6 @@ from api.schemas.customers import (
 )
 from domain.customer import KEEP, Tier
 from domain.shared import NotFound
-from projections.customer_360 import Customer360View
 from projections.visibility import Visibility
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -128,15 +127,14 @@ def search_customers(
 
 
 @router.get("/{customer_id}", response_model=Customer360Public, responses=QUERY_PROBLEMS)
-async def read_customer(
+def read_customer(
     customer_id: UUID,
-    reader: ReaderDep,
+    read_models: ReadModelsDep,
     reading: Annotated[Reading, allow_reading("customers")],
     min_position: MinPosition = None,
 ) -> Response:
     """The customer's 360° view: profile, contacts, tags, consents, deals, tickets, activity."""
-    # The hottest read: awaited on the event loop's own pool, never in a thread (ADR 0010).
-    document = await Customer360View.read_customer(reader, customer_id, min_position=min_position)
+    document = read_models.customers.customer(customer_id, min_position=min_position)
     if document is None or not reading.visible.admits(
         region=document["region"], owner=document["owner"]
     ):
@@ -364,6 +362,28 @@ def record_consent(
         body.channel,
         granted=body.granted,
         legal_basis=body.legal_basis,
+        expected_version=commands.expected_version,
+    )
+    return reply(result, response)
+
+
+@router.post(
+    "/{customer_id}/billing-details", response_model=CommandPublic, responses=COMMAND_PROBLEMS
+)
+def record_billing_details(
+    customer_id: UUID,
+    body: RecordBillingDetailsRequest,
+    response: Response,
+    commands: CommanderDep,
+    visible: Writable,
+) -> CommandPublic:
+    """Set the customer's ID (or tax ID) and bank account numbers used for invoicing."""
+    commands.customer(customer_id, visible)
+    result = commands.run(
+        commands.crm.record_customer_billing_details,
+        customer_id,
+        id_number=body.id_number,
+        bank_account=body.bank_account,
         expected_version=commands.expected_version,
     )
     return reply(result, response)

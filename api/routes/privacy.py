@@ -58,6 +58,7 @@ class SubjectExport(BaseModel):
     customer: dict[str, Any]
     consents: dict[str, Any]
     timeline: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
     events: dict[str, list[dict[str, Any]]]
     access_log: list[dict[str, Any]]
 

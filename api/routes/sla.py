@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import CRMDep, Cursor, Limit, MinPosition, ReaderDep, ReadModelsDep, allow
+from api.deps import CRMDep, Cursor, Limit, MinPosition, ReadModelsDep, allow
 from api.errors import QUERY_PROBLEMS
 from api.responses import json_response
 from api.routes.analytics import PeriodParam, period_of
@@ -20,9 +20,8 @@ from api.routes.tickets import (
 )
 from domain.sla import Priority
 from domain.ticket import Channel
-from projections.customer_360 import Customer360View
 from projections.readmodel import Row
-from projections.sla_board import SlaBoardView, SlaState
+from projections.sla_board import SlaState
 from projections.visibility import Visibility
 
 router = APIRouter(prefix="/sla", tags=["sla"])
@@ -31,8 +30,8 @@ Readable = Annotated[Visibility, allow("sla", "read")]
 
 
 @router.get("/board", response_model=TicketsPublic, responses=QUERY_PROBLEMS)
-async def read_board(
-    reader: ReaderDep,
+def read_board(
+    read_models: ReadModelsDep,
     crm: CRMDep,
     visible: Readable,
     team: NameFilter = None,
@@ -44,12 +43,10 @@ async def read_board(
     min_position: MinPosition = None,
 ) -> Response:
     """Open and waiting tickets, nearest due first, each on track, at risk or breached now."""
-    # A hot read: awaited on the event loop's own pool, never in a thread (ADR 0010).
     if not visible.unrestricted:  # tickets' customers are looked up in customer 360
-        await reader.wait_for(Customer360View, min_position)
+        read_models.customers.wait_for(min_position)
     now = crm.clock.now()
-    rows, next_cursor = await SlaBoardView.read_board_page(
-        reader,
+    rows, next_cursor = read_models.sla.board_page(
         now,
         crm.config.calendar,
         crm.config.sla_policy,

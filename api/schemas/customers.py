@@ -148,6 +148,20 @@ class RecordConsentRequest(BaseModel):
     legal_basis: LegalBasis
 
 
+class RecordBillingDetailsRequest(BaseModel):
+    """The numbers invoicing needs; null clears one. Personal data: sealed at rest, shown as
+    their last 4 characters to callers without the personal-data right."""
+
+    model_config = _examples(
+        {"id_number": "91310000MA1FL2XQ3B", "bank_account": "6222021234567890128"}
+    )
+
+    id_number: str | None = Field(
+        max_length=64, pattern=NO_NUL, description="A person's ID card or a company's tax ID."
+    )
+    bank_account: str | None = Field(max_length=64, pattern=NO_NUL)
+
+
 class ChangeTierRequest(BaseModel):
     """The customer's new service tier, and why."""
 
@@ -263,6 +277,8 @@ class CustomerProfile(BaseModel):
     erased_at: datetime | None = Field(
         default=None, description="When the customer's personal data was erased (docs/privacy.md)."
     )
+    id_number: str | None = Field(default=None, description="ID card or tax ID (masked: ****1234).")
+    bank_account: str | None = Field(default=None, description="Bank account (masked: ****1234).")
     tags: list[str]
     consents: dict[ConsentChannel, ConsentPublic]
 

@@ -169,6 +169,21 @@ class CustomerUseCases(UseCases):
             lambda c: c.record_consent(channel, granted=granted, legal_basis=legal_basis),
         )
 
+    def record_customer_billing_details(
+        self,
+        customer_id: UUID,
+        *,
+        id_number: str | None,
+        bank_account: str | None,
+        expected_version: int | None = None,
+    ) -> CommandResult:
+        """Set the customer's ID and bank account numbers (personal data: sealed, masked)."""
+        return self._customer(
+            customer_id,
+            expected_version,
+            lambda c: c.record_billing_details(id_number=id_number, bank_account=bank_account),
+        )
+
     def enrol_customer_in_campaign(
         self,
         customer_id: UUID,

@@ -14,6 +14,7 @@ from domain.customer.events import (
     ConsentChannel,
     Contact,
     CustomerAbsorbedDuplicate,
+    CustomerBillingDetailsRecorded,
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
@@ -50,6 +51,7 @@ from domain.values import (
     DEFAULT_PHONE_REGION,
     check_choice,
     optional_email,
+    optional_identifier,
     optional_phone,
     required_text,
 )
@@ -86,6 +88,8 @@ class Customer(Aggregate):
     merged_into: UUID | None = None
     absorbed_ids: set[UUID] = Field(default_factory=set)
     campaigns: dict[str, ConsentChannel] = Field(default_factory=dict)
+    id_number: str | None = None
+    bank_account: str | None = None
     erased_at: datetime | None = None
 
     @field_serializer("tags", "interaction_ids", "absorbed_ids")
@@ -253,6 +257,19 @@ class Customer(Aggregate):
         self._trigger(
             CustomerConsentRecorded, channel=channel, granted=granted, legal_basis=legal_basis
         )
+
+    def record_billing_details(self, *, id_number: str | None, bank_account: str | None) -> None:
+        """Set the ID and bank account numbers invoicing needs; the same numbers are a no-op."""
+        check_not_merged(self)
+        check_not_erased(self)
+        numbers = (
+            optional_identifier("id_number", id_number),
+            optional_identifier("bank_account", bank_account),
+        )
+        if numbers != (self.id_number, self.bank_account):
+            self._trigger(
+                CustomerBillingDetailsRecorded, id_number=numbers[0], bank_account=numbers[1]
+            )
 
     def enrol_in_campaign(self, campaign: str, *, channel: ConsentChannel) -> None:
         """Enrol in a marketing campaign on `channel`; refused without the customer's consent."""

@@ -247,6 +247,9 @@ class CustomerErased(CustomerEvent):
         aggregate.email = redact(aggregate.email)
         aggregate.phone = redact(aggregate.phone)
         aggregate.contacts = {i: c.redacted() for i, c in aggregate.contacts.items()}
+        aggregate.id_number = redact(aggregate.id_number)
+        aggregate.bank_account = redact(aggregate.bank_account)
+        aggregate.campaigns = {}  # nobody is contacted about an erased person
         aggregate.erased_at = self.timestamp
 
 
@@ -260,3 +263,17 @@ class CustomerEnrolledInCampaign(CustomerEvent):
 
     def apply(self, aggregate: Customer) -> None:
         aggregate.campaigns = {**aggregate.campaigns, self.campaign: self.channel}
+
+
+class CustomerBillingDetailsRecorded(CustomerEvent):
+    """The numbers invoicing needs: the customer's ID number (a person's ID card, a company's
+    tax ID) and bank account; None clears one."""
+
+    TYPE: ClassVar[str] = "crm.customer.billing_details_recorded"
+
+    id_number: PersonalData[str | None]
+    bank_account: PersonalData[str | None]
+
+    def apply(self, aggregate: Customer) -> None:
+        aggregate.id_number = self.id_number
+        aggregate.bank_account = self.bank_account

@@ -96,5 +96,6 @@ def export(
     if out is None:
         typer.echo(data.decode())
     else:
+        out.touch(mode=0o600)  # personal data: readable by its owner only
         out.write_bytes(data)
         typer.echo(f"wrote {out}")

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    EventStore,
     Mapper,
     ProcessRecorder,
 )
@@ -19,10 +21,24 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment, EnvType
 
 from infra.mapper import PydanticMapper
-from infra.privacy.keys import InMemoryKeyStore, MasterKey, PostgresKeyStore, verify_master_key
+from infra.privacy.keys import InMemoryKeyStore, PostgresKeyStore
+from infra.privacy.master import MasterKey, verify_master_key
 from infra.recorder import KeyedAggregateRecorder, KeyedProcessRecorder, KeyWriting
 
 MASTER_KEY = "PERSONAL_DATA_MASTER_KEY"
+
+
+class KeyedEventStore(EventStore[Any]):
+    """Starts every save with no key changes left over from one that failed mid-way, so an
+    erasure or a key mapped for a failed save is never written by the next one."""
+
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Any:
+        keys = getattr(self.mapper, "keys", None)
+        if keys is not None:
+            keys.discard_pending()
+        return super().put(domain_events, **kwargs)
+
+
 R = TypeVar("R")
 
 
@@ -34,6 +50,15 @@ class CRMPostgresFactory(PostgresFactory):
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
+        if self.env.get("POSTGRES_ENABLE_DB_FUNCTIONS", "").lower() in (
+            "y",
+            "yes",
+            "t",
+            "true",
+            "1",
+        ):
+            # The library's function path skips the recorders' hooks: keys would not be stored.
+            raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off (docs/adr/0006)")
         text = self.env.get(MASTER_KEY)
         if not text:
             raise ValueError(f"{MASTER_KEY} is not set: personal data cannot be protected")
@@ -57,6 +82,11 @@ class CRMPostgresFactory(PostgresFactory):
     def process_recorder(self) -> ProcessRecorder:
         return self._keyed(super().process_recorder())
 
+    def event_store(self, mapper: Any = None, recorder: Any = None) -> EventStore[Any]:
+        return KeyedEventStore(
+            mapper=mapper or self.mapper(), recorder=recorder or self.application_recorder()
+        )
+
     def _keyed(self, recorder: R) -> R:
         if isinstance(recorder, KeyWriting):
             recorder.keys = self.keys
@@ -75,3 +105,8 @@ class CRMPopoFactory(POPOFactory):
         if isinstance(mapper, PydanticMapper):
             mapper.keys = self.keys
         return mapper
+
+    def event_store(self, mapper: Any = None, recorder: Any = None) -> EventStore[Any]:
+        return KeyedEventStore(
+            mapper=mapper or self.mapper(), recorder=recorder or self.application_recorder()
+        )

@@ -44,10 +44,15 @@ def erase_rows(view: ReadModelView, curs: Cursor[DictRow], ids: list[UUID], at: 
     erased = Literal(REDACTED)
     curs.execute(
         SQL(
-            "UPDATE {} SET name = {}, email = {}, phone = {}, "
+            "UPDATE {} SET name = {}, email = {}, phone = {}, id_number = {}, bank_account = {}, "
             "erased_at = coalesce(erased_at, %s), updated_at = %s WHERE customer_id = ANY(%s)"
         ).format(
-            view.table("customers"), erased, redacted_column("email"), redacted_column("phone")
+            view.table("customers"),
+            erased,
+            redacted_column("email"),
+            redacted_column("phone"),
+            redacted_column("id_number"),
+            redacted_column("bank_account"),
         ),
         (at, at, ids),
     )

@@ -8,6 +8,7 @@ from psycopg.sql import SQL
 
 from domain.customer import (
     CustomerAbsorbedDuplicate,
+    CustomerBillingDetailsRecorded,
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
@@ -196,6 +197,17 @@ class Customer360Projection(ReadModelProjection):
             )
         change_customer(self.view, curs, event, self.position)
 
+    @handles(CustomerBillingDetailsRecorded)
+    def billing_details(self, curs: Cursor[DictRow], event: CustomerBillingDetailsRecorded) -> None:
+        change_customer(
+            self.view,
+            curs,
+            event,
+            self.position,
+            id_number=event.id_number,
+            bank_account=event.bank_account,
+        )
+
     @handles(CustomerEnrolledInCampaign)
     def enrolled(self, curs: Cursor[DictRow], event: CustomerEnrolledInCampaign) -> None:
         curs.execute(
@@ -211,6 +223,10 @@ class Customer360Projection(ReadModelProjection):
     @handles(CustomerErased)
     def erased(self, curs: Cursor[DictRow], event: CustomerErased) -> None:
         erase_rows(self.view, curs, erased_ids(event), event.timestamp)
+        curs.execute(  # nobody is contacted about an erased person
+            SQL("DELETE FROM {} WHERE customer_id = %s").format(self.view.table("campaigns")),
+            (event.originator_id,),
+        )
         change_customer(self.view, curs, event, self.position)
 
     # --- leads: staged until LeadConverted names their customer -------------------------------

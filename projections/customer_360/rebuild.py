@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from domain.customer import (
     Contact,
     CustomerAbsorbedDuplicate,
+    CustomerBillingDetailsRecorded,
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
@@ -101,6 +102,8 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
             tier="standard",
             registered_at=event.timestamp,
             updated_at=event.timestamp,
+            id_number=None,
+            bank_account=None,
         )
         self._record(event, event.originator_id)
 
@@ -174,6 +177,10 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
                     campaigns.delete(key)
         self._change_customer(event)
 
+    @handles(CustomerBillingDetailsRecorded)
+    def billing_details(self, event: CustomerBillingDetailsRecorded) -> None:
+        self._change_customer(event, id_number=event.id_number, bank_account=event.bank_account)
+
     @handles(CustomerEnrolledInCampaign)
     def enrolled(self, event: CustomerEnrolledInCampaign) -> None:
         self.tables["campaigns"].put(
@@ -188,6 +195,9 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
     @handles(CustomerErased)
     def erased(self, event: CustomerErased) -> None:
         self._erase(erased_ids(event), event)
+        campaigns = self.tables["campaigns"]
+        for key in [key for key in campaigns.rows if key[0] == event.originator_id]:
+            campaigns.delete(key)
         self._change_customer(event)
 
     # --- leads: staged until LeadConverted names their customer -------------------------------
@@ -314,6 +324,8 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
                 name=REDACTED,
                 email=redact(row["email"]),
                 phone=redact(row["phone"]),
+                id_number=redact(row["id_number"]),
+                bank_account=redact(row["bank_account"]),
                 erased_at=row["erased_at"] or event.timestamp,
                 updated_at=event.timestamp,
             )

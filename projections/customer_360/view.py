@@ -11,7 +11,6 @@ from uuid import UUID
 
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from projections.async_reads import AsyncReader
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.visibility import Visibility
@@ -31,14 +30,15 @@ class Customer360View(ReadModelView):
     """One customer's whole story; a survivor's view includes the duplicates merged into it."""
 
     name: ClassVar[str] = "customer_360"
-    schema: ClassVar[int] = 2  # 2: customers.erased_at, campaigns
+    schema: ClassVar[int] = 3  # 2: customers.erased_at, campaigns; 3: billing details
     tables: ClassVar[dict[str, str]] = {
         "customers": (
             "customer_id uuid PRIMARY KEY, kind text NOT NULL, name text NOT NULL, email text, "
             "phone text, region text NOT NULL, industry text NOT NULL, owner text NOT NULL, "
             "source text NOT NULL, tier text NOT NULL, registered_at timestamptz NOT NULL, "
             "updated_at timestamptz NOT NULL, last_interaction_at timestamptz, "
-            "merged_into uuid, merged_at timestamptz, erased_at timestamptz"
+            "merged_into uuid, merged_at timestamptz, erased_at timestamptz, "
+            "id_number text, bank_account text"
         ),
         "contacts": (
             "customer_id uuid NOT NULL, contact_id uuid NOT NULL, name text NOT NULL, "
@@ -91,15 +91,6 @@ class Customer360View(ReadModelView):
         rows = self.fetch(customer_statement(type(self)), [customer_id, customer_id])
         return customer_document(rows[0]) if rows else None
 
-    @classmethod
-    async def read_customer(
-        cls, reader: AsyncReader, customer_id: UUID, *, min_position: int | None = None
-    ) -> Row | None:
-        """`customer`, awaited on an asyncio connection (the API's hot read)."""
-        await reader.wait_for(cls, min_position)
-        rows = await reader.fetch(customer_query(cls), [customer_id, customer_id])
-        return customer_document(rows[0]) if rows else None
-
     def profile(self, customer_id: UUID, *, min_position: int | None = None) -> Row | None:
         """The customer's own row (profile, owner, region; None when unknown), nothing else."""
         self.wait_for(min_position)
@@ -142,16 +133,17 @@ class Customer360View(ReadModelView):
         return page, next_cursor
 
     def erasure_records(self, customer_id: UUID) -> list[UUID]:
-        """The tickets and converted leads of the customer (and of its merged duplicates):
-        the records whose personal data an erasure of the customer erases too."""
+        """The records an erasure of the customer erases too: the duplicates merged into it (at
+        any depth), and the tickets and converted leads of all of them."""
         statement = group_of(self) + SQL(
-            " SELECT ticket_id AS id FROM {} WHERE "
+            " SELECT customer_id AS id FROM group_ WHERE customer_id <> %s"
+            " UNION SELECT ticket_id FROM {} WHERE "
             + IN_GROUP
             + " UNION SELECT lead_id FROM {} WHERE "
             + IN_GROUP
             + " ORDER BY 1"
         ).format(self.reader("tickets"), self.reader("leads"))
-        return [row["id"] for row in self.fetch(statement, [customer_id])]
+        return [row["id"] for row in self.fetch(statement, [customer_id, customer_id])]
 
     def search(
         self,

@@ -9,7 +9,6 @@ from uuid import UUID
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.sla import DEFAULT_CALENDAR, BusinessCalendar, Priority, SlaPolicy
-from projections.async_reads import AsyncReader
 from projections.pagination import check_limit, decode_cursor, page_of
 from projections.readmodel import ReadModelView, Row
 from projections.sla_board.state import FIRST_RESPONSE, RESOLUTION, SlaState, sla_status
@@ -23,6 +22,7 @@ class SlaBoardView(ReadModelView):
     """One row per ticket (resolved and closed ones stay), and one per SLA outcome."""
 
     name: ClassVar[str] = "sla_board"
+    schema: ClassVar[int] = 2  # 2: tickets by opening time and by customer (ticket listing)
     tables: ClassVar[dict[str, str]] = {
         "tickets": (
             "ticket_id uuid PRIMARY KEY, customer_id uuid NOT NULL, channel text NOT NULL, "
@@ -43,7 +43,13 @@ class SlaBoardView(ReadModelView):
         ),
     }
     indexes: ClassVar[dict[str, list[str]]] = {
-        "tickets": ["status, next_due, ticket_id", "team", "agent"],
+        "tickets": [
+            "status, next_due, ticket_id",
+            "team",
+            "agent",
+            "opened_at, ticket_id",
+            "customer_id",
+        ],
         "outcomes": ["measured_at"],
     }
 
@@ -105,43 +111,6 @@ class SlaBoardView(ReadModelView):
             after=None if after is None else (after[0], after[1]),
         )
         return page_of(rows, limit, board_key, "board")
-
-    @classmethod
-    async def read_board_page(
-        cls,
-        reader: AsyncReader,
-        now: datetime,
-        calendar: BusinessCalendar,
-        policy: SlaPolicy,
-        *,
-        team: str | None = None,
-        agent: str | None = None,
-        priority: Priority | str | None = None,
-        state: SlaState | str | None = None,
-        visible: Visibility | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-        min_position: int | None = None,
-    ) -> tuple[list[Row], str | None]:
-        """`board_page`, awaited on an asyncio connection (the API's hot read)."""
-        check_limit(limit)
-        after = None if cursor is None else decode_cursor(cursor, BOARD_KEY_PARSERS, "board")
-        scan = BoardScan(
-            now,
-            calendar,
-            policy,
-            team,
-            agent,
-            priority,
-            state,
-            limit + 1,
-            visible,
-            None if after is None else (after[0], after[1]),
-        )
-        await reader.wait_for(cls, min_position)
-        while not scan.done:
-            scan.take(await reader.fetch(*scan.next_page(cls)))
-        return page_of(scan.rows, limit, board_key, "board")
 
     def ticket(
         self,

@@ -19,7 +19,9 @@ from domain.customer import (
     CustomerConsentRecorded,
     CustomerContactAdded,
     CustomerContactRemoved,
+    CustomerErased,
     CustomerInteractionLogged,
+    CustomerIsErased,
     CustomerIsMerged,
     CustomerMerged,
     CustomerOwnerAssigned,
@@ -29,7 +31,9 @@ from domain.customer import (
     CustomerTierChanged,
     CustomerUntagged,
     InteractionInTheFuture,
+    NoConsentForChannel,
 )
+from domain.personal import REDACTED
 from domain.shared import EVENT_TYPES, DomainError, InvalidValue, NotFound, Snapshot
 from tests.domain.scenario import MONDAY_9AM, given, history, payload, through_store, when
 
@@ -442,6 +446,78 @@ def test_recording_consent_with_an_unknown_value_is_rejected(field: str, command
     assert error.field_name == field
 
 
+# --- billing details, campaigns, erasure -------------------------------------------------------
+
+
+def test_billing_details_are_recorded_compact_and_upper_case() -> None:
+    customer = a_customer()
+
+    events = when(
+        customer,
+        lambda c: c.record_billing_details(
+            id_number="11010519491231002x", bank_account="6222 0212 3456 7890 128"
+        ),
+    )
+
+    assert payload(events[0]) == {
+        "id_number": "11010519491231002X",
+        "bank_account": "6222021234567890128",
+    }
+    assert (
+        when(
+            customer,
+            lambda c: c.record_billing_details(
+                id_number="11010519491231002X", bank_account="6222021234567890128"
+            ),
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("value", ["12345", "6222/0212", "x" * 35, "银行卡号"])
+def test_billing_numbers_that_are_not_identifiers_are_rejected(value: str) -> None:
+    command: Command = lambda c: c.record_billing_details(id_number=None, bank_account=value)  # noqa: E731
+
+    error = rejected(a_customer(), command, InvalidValue)
+
+    assert error.field_name == "bank_account"
+
+
+def test_a_campaign_enrolment_needs_consent_on_its_channel() -> None:
+    customer = a_customer(grant_wechat)
+
+    rejected(
+        customer, lambda c: c.enrol_in_campaign("spring", channel="email"), NoConsentForChannel
+    )
+    events = when(customer, lambda c: c.enrol_in_campaign("spring", channel="wechat"))
+
+    assert payload(events[0]) == {"campaign": "spring", "channel": "wechat"}
+    withdrawn = when(
+        customer, lambda c: c.record_consent("wechat", granted=False, legal_basis="contract")
+    )
+    assert withdrawn and customer.campaigns == {}
+
+
+def test_an_erased_customer_reads_redacted_and_refuses_new_personal_data() -> None:
+    customer = a_customer(
+        add_zhang,
+        grant_wechat,
+        lambda c: c.enrol_in_campaign("spring", channel="wechat"),
+        lambda c: c.record_billing_details(id_number="110105194912310021", bank_account=None),
+    )
+
+    events = when(customer, lambda c: c.erase(reason="Data subject request"))
+
+    assert types(events) == [CustomerErased]
+    assert (customer.name, customer.id_number, customer.bank_account) == (REDACTED, REDACTED, None)
+    assert customer.contacts[ZHANG].name == REDACTED
+    assert customer.campaigns == {}
+    rejected(customer, lambda c: c.update_profile(name="New"), CustomerIsErased)
+    rejected(customer, add_zhang, CustomerIsErased)
+    assert when(customer, lambda c: c.erase(reason="Again")) == []
+    assert when(customer, lambda c: c.tag("kept")) != []  # business goes on
+
+
 # --- tier --------------------------------------------------------------------------------------
 
 
@@ -640,6 +716,7 @@ def every_kind_of_event() -> list[Any]:
         log_call(),
         lambda c: c.record_consent("email", granted=True, legal_basis="legitimate_interests"),
         lambda c: c.enrol_in_campaign("spring", channel="email"),
+        lambda c: c.record_billing_details(id_number="110105194912310021", bank_account=None),
         lambda c: c.change_tier("platinum", reason="Spend"),
         lambda c: c.absorb(duplicate),
         lambda c: c.merge_into(survivor),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -19,7 +20,9 @@ from domain.shared import EVENT_TYPES, FixedClock
 from domain.ticket import Ticket
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
-from infra.privacy.keys import MasterKey, MasterKeyMismatch
+from infra.privacy import keys as keys_module
+from infra.privacy.keys import ERASURE_POLL_SECONDS
+from infra.privacy.master import MasterKey, MasterKeyMismatch
 from infra.settings import Settings
 from tests.domain.scenario import MONDAY_9AM
 
@@ -38,6 +41,7 @@ DISTINCTIVE = [EMAIL, NAME, STORED_PHONE, CONTACT, NOTE, LEAD]
 PERSONAL_FIELDS = {
     "crm.claim.claimed": ["value"],
     "crm.customer.absorbed_duplicate": ["contacts[].name", "contacts[].email", "contacts[].phone"],
+    "crm.customer.billing_details_recorded": ["id_number", "bank_account"],
     "crm.customer.contact_added": ["contact.name", "contact.email", "contact.phone"],
     "crm.customer.interaction_logged": ["summary"],
     "crm.customer.profile_updated": ["changes{email,name,phone}"],
@@ -53,7 +57,18 @@ PERSONAL_FIELDS = {
     "crm.ticket.resolved": ["resolution"],
 }
 # Field names that hold personal data wherever they appear.
-PERSONAL_NAMES = {"name", "email", "phone", "summary", "description", "comment", "note", "title"}
+PERSONAL_NAMES = {
+    "name",
+    "email",
+    "phone",
+    "summary",
+    "description",
+    "comment",
+    "note",
+    "title",
+    "id_number",
+    "bank_account",
+}
 NOT_PERSONAL = {  # business names that happen to match: an opportunity's title is a deal name
     ("crm.opportunity.opened", "title"),
 }
@@ -85,17 +100,6 @@ def a_person(crm: CRM) -> tuple[UUID, UUID, UUID]:
     ).id
     lead = crm.capture_lead(channel="event", name=LEAD, region="east", email=f"lead-{EMAIL}").id
     return customer, ticket, lead
-
-
-def found_in(database_url: str, table: str, text: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            f"SELECT count(*) FROM {table} t WHERE strpos(t::text, %s) > 0 "  # noqa: S608
-            "OR strpos(encode(convert_to(t::text, 'UTF8'), 'escape'), %s) > 0",
-            (text, text),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def stored_payloads(database_url: str, table: str) -> bytes:
@@ -243,3 +247,59 @@ def test_a_wrong_master_key_fails_loudly_at_start_up(crm: CRM, database_url: str
 
     with pytest.raises(MasterKeyMismatch, match="master key"):
         build_crm(other, database_url)
+
+
+def test_another_process_stops_reading_an_erased_key_within_a_poll(
+    crm: CRM, settings: Settings, database_url: str
+) -> None:
+    customer, ticket, _ = a_person(crm)
+    other = build_crm(settings, database_url)  # as another process: a cache of its own
+    try:
+        time.sleep(ERASURE_POLL_SECONDS + 0.1)  # idle first: its first look must not be stale
+        assert other.history(customer)[0].name == NAME  # type: ignore[attr-defined]
+
+        crm.erase_customer(customer, reason="Data subject request")
+        time.sleep(ERASURE_POLL_SECONDS + 0.1)
+
+        assert other.history(customer)[0].name == REDACTED  # type: ignore[attr-defined]
+        assert other.history(ticket)[0].subject == REDACTED  # type: ignore[attr-defined]
+    finally:
+        other.close()
+
+
+def test_nothing_new_is_kept_about_an_erased_customer(crm: CRM, database_url: str) -> None:
+    customer, _, _ = a_person(crm)
+    crm.erase_customer(customer, reason="Data subject request")
+
+    later = crm.open_ticket(
+        customer_id=customer, channel="email", subject=f"Still about {NAME}", priority="P3"
+    ).id
+
+    assert crm.history(later)[0].subject == REDACTED  # type: ignore[attr-defined]
+    assert NAME.encode() not in stored_payloads(database_url, "crm_events")
+
+
+def test_a_snapshot_sealed_under_a_key_erased_meanwhile_falls_back_to_the_events(
+    crm: CRM, settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer, _, _ = a_person(crm)
+    stale = build_crm(settings, database_url)  # a process that has not seen the erasure yet
+    try:
+        stale.state_at(Customer, customer)  # caches the key
+        monkeypatch.setattr(keys_module, "ERASURE_POLL_SECONDS", 3600.0)
+        crm.erase_customer(customer, reason="Data subject request")
+        for tag in ("a", "b", "c"):  # snapshots every 2 events, sealed with the stale key
+            stale.tag_customer(customer, tag)
+    finally:
+        stale.close()
+    with psycopg.connect(database_url) as conn:
+        sealed = conn.execute(
+            "SELECT count(*) FROM crm_snapshots WHERE originator_id = %s", (customer,)
+        ).fetchone()
+    assert sealed is not None and sealed[0] >= 1  # the premise: an unreadable snapshot exists
+    fresh = build_crm(settings, database_url)
+    try:
+        state = fresh.state_at(Customer, customer)
+        assert (state.name, state.tags) == (REDACTED, {"vip", "a", "b", "c"})
+    finally:
+        fresh.close()
