@@ -257,11 +257,18 @@ FORGET_ANSWERS = (
     "DELETE FROM crm_idempotency WHERE body IS NOT NULL AND EXISTS (SELECT 1 FROM "
     "unnest(%s::text[]) AS v(value) WHERE position(convert_to(value, 'UTF8') in body) > 0)"
 )
+# A term naming a value, or part of one; numbers also compared by their digits alone, so
+# "139 1234 5678" is found for "+8613912345678".
 SCRUB = (
     "UPDATE crm_access_log SET details = jsonb_set(details, '{q}', to_jsonb(%s::text)) "
-    "WHERE details ? 'q' AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS v(value) "
-    "WHERE strpos(lower(details->>'q'), lower(value)) > 0 "
-    "OR (length(details->>'q') >= 3 AND strpos(lower(value), lower(details->>'q')) > 0))"
+    "WHERE details ? 'q' AND EXISTS (SELECT 1 FROM unnest(%s::text[]) AS v(value), "
+    "LATERAL (SELECT lower(details->>'q') AS q, "
+    "regexp_replace(details->>'q', '\\D', '', 'g') AS dq, "
+    "regexp_replace(value, '\\D', '', 'g') AS dv) AS t "
+    "WHERE strpos(t.q, lower(value)) > 0 "
+    "OR (length(t.q) >= 3 AND strpos(lower(value), t.q) > 0) "
+    "OR (length(t.dq) >= 7 AND strpos(t.dv, t.dq) > 0) "
+    "OR (length(t.dv) >= 7 AND strpos(t.dq, t.dv) > 0))"
 )
 
 

@@ -258,3 +258,20 @@ def test_billing_numbers_are_shown_to_the_right_roles_and_by_their_last_4_to_oth
     )
     unknown = api.client.post(f"/customers/{uuid4()}/billing-details", json=body, headers=api.admin)
     assert unknown.status_code == 404
+
+
+def test_erasure_scrubs_searches_for_the_persons_phone_in_any_format(api: Api) -> None:
+    digits = f"139{uuid4().int % 10**8:08d}"
+    body = {"kind": "person", "name": unique("Phoned"), "region": "east", "phone": digits}
+    customer = api.client.post("/customers", json=body, headers=api.admin).json()
+    spaced = f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    assert api.client.get("/customers", params={"q": spaced}, headers=api.admin).is_success
+
+    api.client.post(f"/customers/{customer['id']}/erasure", json=REASON, headers=api.admin)
+
+    api.services.access_log.flush()
+    with psycopg.connect(api.database_url) as conn:
+        leaks = conn.execute(
+            "SELECT count(*) FROM crm_access_log WHERE strpos(details::text, %s) > 0", (spaced,)
+        ).fetchone()
+    assert leaks == (0,)
