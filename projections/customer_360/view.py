@@ -330,12 +330,6 @@ def customer_document(row: Row) -> Row:
     }
 
 
-@cache
-def customer_query(view: type[ReadModelView]) -> bytes:
-    """`customer_statement` as bytes, composed once rather than on every execution."""
-    return customer_statement(view).as_bytes(None)
-
-
 # The view's two listings; each one's cursors are refused by the other.
 TIMELINE, SEARCH = "timeline", "search"
 
