@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from domain.application import CRM
-from domain.customer import Customer, CustomerIsErased
+from domain.customer import Customer, CustomerErased, CustomerIsErased
 from domain.lead import Lead
 from domain.personal import REDACTED, describe, personal_paths
 from domain.shared import EVENT_TYPES, FixedClock
@@ -301,5 +301,29 @@ def test_a_snapshot_sealed_under_a_key_erased_meanwhile_falls_back_to_the_events
     try:
         state = fresh.state_at(Customer, customer)
         assert (state.name, state.tags) == (REDACTED, {"vip", "a", "b", "c"})
+    finally:
+        fresh.close()
+
+
+def test_an_erasure_from_a_save_that_failed_is_never_applied_by_the_next_save(
+    crm: CRM, settings: Settings, database_url: str
+) -> None:
+    customer, _, _ = a_person(crm)
+    version = crm.state_at(Customer, customer).version
+    erasure = CustomerErased(
+        originator_id=customer,
+        originator_version=version + 1,
+        timestamp=MONDAY_9AM,
+        actor="user:test",
+        correlation_id=customer,
+        reason="never recorded",
+    )
+    with pytest.raises(AttributeError):  # mapped the erasure, then failed on the next event
+        crm.events.put([erasure, object()])  # type: ignore[list-item]
+
+    crm.tag_customer(customer, "after")  # an unrelated save from the same thread
+    fresh = build_crm(settings, database_url)
+    try:
+        assert fresh.history(customer)[0].name == NAME  # type: ignore[attr-defined]
     finally:
         fresh.close()
