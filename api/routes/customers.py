@@ -158,15 +158,15 @@ def customer_timeline(
     """Every event about the customer, its merged duplicates, leads, deals and tickets, newest
     first. Callers who may not read opportunities get no deal events; callers without the
     personal-data right see addresses masked."""
-    profile = read_models.customers.profile(customer_id, min_position=min_position)
-    if profile is None or not visible.admits(region=profile["region"], owner=profile["owner"]):
-        raise NotFound("customer", customer_id)
-    rows, next_cursor = read_models.customers.timeline(
+    profile, rows, next_cursor = read_models.customers.owned_timeline(
         customer_id,
         limit=limit,
         cursor=cursor,
+        min_position=min_position,
         without=() if permits(user, "opportunities", "read") else ("opportunity",),
     )
+    if profile is None or not visible.admits(region=profile["region"], owner=profile["owner"]):
+        raise NotFound("customer", customer_id)
     record_access("customer.timeline", "customer", customer_id)
     # An old event does not say which consent covered the address it carried: without the
     # personal-data right, addresses in the history are masked whatever the consent.

@@ -113,6 +113,22 @@ class Customer360View(ReadModelView):
 
         `without` leaves out the events of those aggregate types (e.g. `opportunity`).
         """
+        _, page, next_cursor = self.owned_timeline(
+            customer_id, limit=limit, cursor=cursor, min_position=min_position, without=without
+        )
+        return page, next_cursor
+
+    def owned_timeline(
+        self,
+        customer_id: UUID,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        min_position: int | None = None,
+        without: Collection[str] = (),
+    ) -> tuple[Row | None, list[Row], str | None]:
+        """`timeline`, with the customer's region and owner (None: no such customer), in one
+        statement: the caller checks who may see it without a second round trip."""
         check_limit(limit)
         self.wait_for(min_position)
         after: Composable = SQL("")
@@ -124,13 +140,23 @@ class Customer360View(ReadModelView):
             after += SQL(" AND (at, seq) < (%s, %s)")
             params.extend(decode_cursor(cursor, TIMELINE_KEY_PARSERS, TIMELINE))
         statement = group_of(self) + SQL(
-            " SELECT * FROM {} WHERE " + IN_GROUP + "{} ORDER BY at DESC, seq DESC LIMIT %s"
-        ).format(self.reader("timeline"), after)
-        rows = self.fetch(statement, [*params, limit + 1])
-        page, next_cursor = page_of(rows, limit, timeline_key, TIMELINE)
+            " SELECT c.region AS c360_region, c.owner AS c360_owner, t.* FROM {} c "
+            "LEFT JOIN LATERAL (SELECT * FROM {} WHERE " + IN_GROUP + "{} "
+            "ORDER BY at DESC, seq DESC LIMIT %s) t ON true WHERE c.customer_id = %s"
+        ).format(self.reader("customers"), self.reader("timeline"), after)
+        rows = self.fetch(statement, [*params, limit + 1, customer_id])
+        if not rows:
+            return None, [], None
+        owner = {"region": rows[0]["c360_region"], "owner": rows[0]["c360_owner"]}
+        entries = [
+            {k: v for k, v in row.items() if not k.startswith("c360_")}
+            for row in rows
+            if row["event_id"] is not None
+        ]
+        page, next_cursor = page_of(entries, limit, timeline_key, TIMELINE)
         for row in page:
             del row["seq"]  # an internal tie-breaker; the cursor carries it
-        return page, next_cursor
+        return owner, page, next_cursor
 
     def erasure_records(self, customer_id: UUID) -> list[UUID]:
         """The records an erasure of the customer erases too: the duplicates merged into it (at

@@ -210,13 +210,14 @@ CASES = {
             ("customers", "tickets", "customer_id"),
         ),
     ),
-    # GET /customers/{id}/timeline: the profile, then a page of the group's events.
+    # GET /customers/{id}/timeline: the profile and a page of the group's events, one statement.
     "customer profile": Case(
         lambda v: v.customers.profile(SURVIVOR), (("customers", "customers", "pkey"),)
     ),
     "customer timeline": Case(
-        lambda v: v.customers.timeline(SURVIVOR),
+        lambda v: v.customers.owned_timeline(SURVIVOR),
         (
+            ("customers", "customers", "pkey"),
             ("customers", "customers", "merged_into"),
             ("customers", "timeline", "customer_id, at DESC, seq DESC"),
         ),
