@@ -319,6 +319,8 @@ class SagaRunner:
             changed = self.saga.react(cause, self.crm.commands)
             plans = self.saga.plan_timers(cause, self.crm.commands)
         new_events = [event for aggregate in changed for event in aggregate.collect_events()]
+        if self.recorder.keys is not None:  # a save starts: nothing left from a failed one
+            self.recorder.keys.discard_pending()
         self.recorder.insert_events(
             [self.crm.mapper.to_stored_event(event) for event in new_events],
             tracking=Tracking(self.saga.name, notification.id),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.privacy.master import CHECK_TABLE, KEYS_TABLE
+
+if TYPE_CHECKING:
+    from infra.privacy.keys import KeyChanges
 
 KEYS = KEYS_TABLE
 SCHEMA = (
@@ -49,7 +52,7 @@ CLOSURE = (
 Statement = tuple[str, tuple[Any, ...]]
 
 
-def write_statements(changes: Any, snapshots_table: str) -> list[Statement]:
+def write_statements(changes: KeyChanges, snapshots_table: str) -> list[Statement]:
     """SQL that creates new key rows and destroys erased keys.
 
     Writers share-lock the rows of the subjects their new keys are about, and store no key for
