@@ -1,8 +1,11 @@
 """Append throughput: the plain eventsourcing library vs our CRM application, same PostgreSQL.
 
-Run: `.venv/bin/python -m bench.append [--commands N] [--database-url URL]`
-(without a URL an embedded PostgreSQL is started in a temp dir). Prints commands/s, p50/p99
-latency and the our/plain ratio for 1 and 16 writer threads; every command records one event.
+Run: `.venv/bin/python -m bench.append [--commands N] [--rounds N] [--database-url URL]`
+(without a URL an embedded PostgreSQL is started in a temp dir). Three scenarios: 1 writer
+thread and 16 writer threads of one-event commands, and 16 writers of ten-event commands. Each
+runs the plain library, ours with group commit (the default) and ours without, in alternating
+rounds, and prints commands/s, events/s, p50/p99 latency, the ratio to the plain library and,
+for ours, how many saves a transaction carried on average.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from domain.application import CRM
+from domain.customer import Customer
+from domain.shared import Aggregate as CRMAggregate
 from infra.persistence import event_store_env, migrate, postgres_env
 from infra.services import EmbeddedPostgres, create_database, drop_database
 from infra.settings import Settings
@@ -31,6 +36,10 @@ class Note(Aggregate):
 
     @event("Written")
     def __init__(self, text: str) -> None:
+        self.text = text
+
+    @event("Rewritten")
+    def rewrite(self, text: str) -> None:
         self.text = text
 
 
@@ -87,11 +96,29 @@ def fresh_database(server_url: str, name: str) -> str:
     return create_database(server_url, name)
 
 
-def bench(server_url: str, commands: int, rounds: int) -> list[tuple[str, int, dict[str, float]]]:
-    """Both apps, 1 and 16 writers; rounds alternate between the apps so disk drift hits both."""
+@dataclass(frozen=True)
+class Scenario:
+    writers: int
+    events_per_command: int
+
+
+SCENARIOS = (Scenario(1, 1), Scenario(16, 1), Scenario(16, 10))
+APPS = ("plain", "ours", "ours, no group commit")
+
+
+@dataclass
+class Row:
+    app: str
+    scenario: Scenario
+    figures: dict[str, float]
+    saves_per_transaction: float | None
+
+
+def bench(server_url: str, commands: int, rounds: int) -> list[Row]:
+    """Every app in every scenario; rounds alternate the apps' order so disk drift hits all."""
     rows = []
-    for threads in (1, 16):
-        pool = max(threads, 5)
+    for scenario in SCENARIOS:
+        pool = max(scenario.writers, 5)
         plain = PlainApp(
             env={
                 **postgres_env(fresh_database(server_url, "bench_plain")),
@@ -99,20 +126,35 @@ def bench(server_url: str, commands: int, rounds: int) -> list[tuple[str, int, d
                 "POSTGRES_POOL_SIZE": str(pool),
             }
         )
-        ours_url = fresh_database(server_url, "bench_ours")
-        settings = Settings(db_pool_size=pool, customer_snapshot_interval=0)
-        migrate(settings, ours_url)
-        crm = CRM(env=event_store_env(settings, ours_url))
-        per_round = max(threads, commands // rounds) // threads
-        results: dict[str, list[Figures]] = {"plain": [], "ours": []}
+        apps: dict[str, Callable[[int], object]] = {"plain": plain_command(plain, scenario)}
+        crms: dict[str, CRM] = {}
+        for name, group_commit in (("ours", True), ("ours, no group commit", False)):
+            url = fresh_database(server_url, "bench_" + ("ours" if group_commit else "single"))
+            settings = Settings(
+                db_pool_size=pool, customer_snapshot_interval=0, group_commit=group_commit
+            )
+            migrate(settings, url)
+            crms[name] = CRM(env=event_store_env(settings, url))
+            apps[name] = our_command(crms[name], scenario)
+        per_round = max(scenario.writers, commands // rounds) // scenario.writers
+        results: dict[str, list[Figures]] = {name: [] for name in APPS}
         for n in range(rounds):
-            order = [("plain", plain_note(plain)), ("ours", our_lead(crm))]
-            for name, command in order if n % 2 == 0 else reversed(order):
-                offset = n * per_round * threads
-                results[name].append(run_writers(threads, per_round, shifted(command, offset)))
+            order = list(APPS[n % len(APPS) :] + APPS[: n % len(APPS)])
+            for name in order:
+                offset = n * per_round * scenario.writers
+                results[name].append(
+                    run_writers(scenario.writers, per_round, shifted(apps[name], offset))
+                )
+        for name in APPS:
+            per_batch = None
+            if name in crms:
+                group = getattr(crms[name].recorder, "_group", None)
+                if group is not None and group.batches and crms[name].recorder.group_commit:  # type: ignore[attr-defined]
+                    per_batch = group.saves / group.batches
+            rows.append(Row(name, scenario, combine(results[name]), per_batch))
         plain.close()
-        crm.close()
-        rows += [(name, threads, combine(figures)) for name, figures in results.items()]
+        for crm in crms.values():
+            crm.close()
     return rows
 
 
@@ -121,16 +163,40 @@ def shifted(command: Callable[[int], object], offset: int) -> Callable[[int], ob
     return lambda i: command(offset + i)
 
 
-def plain_note(plain: PlainApp) -> Callable[[int], object]:
-    """One command of the baseline: create an aggregate, save its one event."""
-    return lambda i: plain.save(Note(text=f"note {i}"))
+def plain_command(plain: PlainApp, scenario: Scenario) -> Callable[[int], object]:
+    """One command of the baseline: create an aggregate with its events, save them together."""
+
+    def command(i: int) -> object:
+        note = Note(text=f"note {i}")
+        for n in range(scenario.events_per_command - 1):
+            note.rewrite(text=f"note {i}, draft {n}")
+        return plain.save(note)
+
+    return command
 
 
-def our_lead(crm: CRM) -> Callable[[int], object]:
-    """One command of ours: capture a lead (validation, metadata, one event)."""
-    return lambda i: crm.capture_lead(
-        channel="web_form", name=f"Lead {i}", email=f"lead{i}@example.com", region="east"
-    )
+def our_command(crm: CRM, scenario: Scenario) -> Callable[[int], object]:
+    """One command of ours: capture a lead (validation, metadata, a new personal-data key, one
+    event); for ten events, register a customer and tag it nine times in one command."""
+    if scenario.events_per_command == 1:
+        return lambda i: crm.capture_lead(
+            channel="web_form", name=f"Lead {i}", email=f"lead{i}@example.com", region="east"
+        )
+
+    def decide(i: int) -> list[CRMAggregate]:
+        customer = Customer.register(
+            customer_id=uuid.uuid4(),
+            kind="company",
+            name=f"Customer {i}",
+            region="east",
+            owner="u:1",
+            email=f"customer{i}@example.com",
+        )
+        for n in range(scenario.events_per_command - 1):
+            customer.tag(f"tag-{n}")
+        return [customer]
+
+    return lambda i: crm.commands.create(lambda: decide(i))
 
 
 def main() -> None:
@@ -149,13 +215,19 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    print(f"{'app':<6} {'writers':>7} {'commands/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
-    plain_rates = {t: r["rate"] for app, t, r in rows if app == "plain"}
-    for app, threads, r in rows:
-        ratio = r["rate"] / plain_rates[threads]
+    print(
+        f"{'app':<22} {'writers':>7} {'events/cmd':>10} {'commands/s':>10} {'events/s':>9} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'saves/tx':>8}"
+    )
+    plain_rates = {r.scenario: r.figures["rate"] for r in rows if r.app == "plain"}
+    for r in rows:
+        rate = r.figures["rate"]
+        per_tx = "" if r.saves_per_transaction is None else f"{r.saves_per_transaction:.1f}"
         print(
-            f"{app:<6} {threads:>7} {r['rate']:>11.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-            f"{ratio:>6.2f}"
+            f"{r.app:<22} {r.scenario.writers:>7} {r.scenario.events_per_command:>10} "
+            f"{rate:>10.0f} {rate * r.scenario.events_per_command:>9.0f} "
+            f"{r.figures['p50']:>7.2f} {r.figures['p99']:>7.2f} "
+            f"{rate / plain_rates[r.scenario]:>6.2f} {per_tx:>8}"
         )
 
 

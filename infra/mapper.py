@@ -130,8 +130,13 @@ class PydanticMapper(Mapper[Any]):
         paths = personal_paths(type(event))
         if not paths or not any(_has_value(state, path) for path in paths):
             return
-        key = self.keys.key_for_writing(event.originator_id, event.data_subject_id())
-        if key is None and isinstance(event, Snapshot):
+        snapshot = isinstance(event, Snapshot)
+        key = self.keys.key_for_writing(
+            event.originator_id,
+            event.data_subject_id(),
+            new_record=event.originator_version == 1 and not snapshot,
+        )
+        if key is None and snapshot:
             return  # an erased record's snapshot: its state holds only redactions already
         seal = sealer(key, event.originator_id)
         for path in paths:

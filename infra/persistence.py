@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from domain.application import CRM
 from infra.api_stores import create_api_schema
 from infra.mapper import OrjsonTranscoder, PydanticMapper
-from infra.privacy.factory import MASTER_KEY, CRMPopoFactory, CRMPostgresFactory
+from infra.privacy.factory import GROUP_COMMIT, MASTER_KEY, CRMPopoFactory, CRMPostgresFactory
 from infra.privacy.keys import create_privacy_schema
 from infra.privacy.master import MasterKey, master_key_text, verify_master_key
 from infra.recorder import OneTripApplicationRecorder
@@ -74,6 +74,7 @@ def event_store_env(
         env["POSTGRES_MAX_OVERFLOW"] = str(settings.db_max_overflow)
         env["CREATE_TABLE"] = "y" if create_table else "n"
         env["APPLICATION_RECORDER_TOPIC"] = get_topic(OneTripApplicationRecorder)
+        env[GROUP_COMMIT] = "y" if settings.group_commit else "n"
         env["PERSISTENCE_MODULE"] = get_topic(CRMPostgresFactory)
         env[MASTER_KEY] = master_key_text(settings)
     else:

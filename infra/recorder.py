@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -19,7 +25,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from infra.privacy.keys import KeyChanges, PostgresKeyStore
+from infra.group_commit import GroupCommit, Pending
+from infra.privacy.keys import KeyChanges, KeyRace, PostgresKeyStore
+from infra.privacy.master import KEYS_TABLE
 
 T = TypeVar("T")
 
@@ -86,22 +94,39 @@ class KeyedProcessRecorder(KeyWriting, PostgresProcessRecorder):
 
 
 class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
-    """Saves through a server-side function that takes the table lock, notifies and inserts.
+    """Saves through server-side functions that take the table lock, notify and insert, in one
+    autocommit statement; concurrent saves are written together (group commit).
 
     The library either waits for the insert's result before sending COMMIT (so the table lock
     is held across two client round trips and, with many writer threads, across however long
     the writing thread waits for the GIL) or, with POSTGRES_ENABLE_DB_FUNCTIONS, skips the lock
     (so a reader can pass over a position that commits later). Here one autocommit statement
-    does all three under the lock, which is released at its commit; the guarantee that readers
+    does all of it under the lock, which is released at its commit; the guarantee that readers
     never skip is unchanged. See docs/adr/0006-one-round-trip-per-save.md.
+
+    Saves that arrive while one is in flight are gathered (`infra/group_commit.py`) and written
+    by `crm_group_commit` in one transaction: the new personal-data keys of all of them, one
+    lock, one NOTIFY, one multi-row insert. A save whose versions clash, or whose new key lost
+    a race, fails alone: its events and keys are left out and its caller gets the library's
+    `IntegrityError`, while its batch-mates commit (docs/adr/0014-group-commit.md). A save that
+    erases keys goes alone through `crm_insert_events_locked`, with the keys written first.
     """
 
     FUNCTION = "crm_insert_events_locked"
+    GROUP_FUNCTION = "crm_group_commit"
+    group_commit = True  # the factory turns it off when GROUP_COMMIT=n
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
         function = Identifier(self.FUNCTION)
+        names = {
+            "schema": schema,
+            "lock_timeout": SQL(str(self.datastore.lock_timeout)),
+            "table": Identifier(self.events_table_name),
+            "channel": Identifier(self.channel_name),
+            "keys": Identifier(KEYS_TABLE),
+        }
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
@@ -114,27 +139,39 @@ class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
                 "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
                 "RETURNING notification_id; "
                 "END; $BODY$"
-            ).format(
-                schema=schema,
-                function=function,
-                event=Identifier(self.stored_event_type_name),
-                lock_timeout=self.datastore.lock_timeout,
-                table=Identifier(self.events_table_name),
-                channel=Identifier(self.channel_name),
-            )
+            ).format(function=function, event=Identifier(self.stored_event_type_name), **names)
+        )
+        self.sql_create_statements.append(
+            SQL(GROUP_COMMIT_FUNCTION).format(function=Identifier(self.GROUP_FUNCTION), **names)
         )
         self.insert_locked_statement = SQL("SELECT * FROM {}.{}(%s)").format(schema, function)
+        self.group_commit_statement = SQL(
+            "SELECT * FROM {}.{}(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::int[], "
+            "%s::uuid[], %s::uuid[], %s::bytea[], %s::int[], %s::bool[])"
+        ).format(schema, Identifier(self.GROUP_FUNCTION))
+        self._group: GroupCommit[_Save, list[int]] = GroupCommit(self._write_batch)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        result: Sequence[int] | None = self.with_keys(lambda: self._insert_one_trip(stored_events))
+        if not stored_events:
+            return []
+        changes = self.keys.take_pending() if self.keys is not None else KeyChanges()
+        result: Sequence[int] | None
+        if changes.erased or not self.group_commit:
+            self._taken.changes = changes
+            try:
+                result = self._insert_one_trip(stored_events)
+            finally:
+                self._taken.changes = None
+        else:
+            result = self._group.save(_Save(stored_events, changes), len(stored_events))
+        if self.keys is not None:
+            self.keys.confirm(changes)
         return result
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _insert_one_trip(self, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
-        if not stored_events:
-            return []
         rows = [
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
@@ -148,3 +185,147 @@ class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
                 self.write_keys(curs, stored_events)
                 curs.execute(self.insert_locked_statement, (rows,), prepare=True)
                 return [row[self.FUNCTION] for row in curs.fetchall()]
+
+    def _write_batch(self, batch: Sequence[Pending[_Save, list[int]]]) -> None:
+        """Write the batch in one statement; each save learns its positions or its error."""
+        try:
+            clashed, raced, ids = self._group_commit([p.item for p in batch])
+        except (InterfaceError, OperationalError):
+            raise  # the retries are spent: a fault of the connection, not of one save
+        except Exception:
+            if len(batch) == 1:
+                raise
+            for pending in batch:  # something in one save the server refused: find which
+                try:
+                    pending.succeed(self._group_commit_alone(pending.item))
+                except Exception as error:
+                    pending.fail(error)
+            return
+        positions = iter(ids)
+        for index, pending in enumerate(batch):
+            if index in clashed:
+                pending.fail(IntegrityError("a version clash: the record changed meanwhile"))
+            elif index in raced:
+                if self.keys is not None:
+                    self.keys.raced(pending.item.keys.created)
+                pending.fail(KeyRace("a new personal-data key was taken or erased meanwhile"))
+            else:
+                pending.succeed([next(positions) for _ in pending.item.events])
+
+    def _group_commit_alone(self, save: _Save) -> list[int]:
+        clashed, raced, ids = self._group_commit([save])
+        positions: list[int] = ids
+        if clashed:
+            raise IntegrityError("a version clash: the record changed meanwhile")
+        if raced:
+            if self.keys is not None:
+                self.keys.raced(save.keys.created)
+            raise KeyRace("a new personal-data key was taken or erased meanwhile")
+        return positions
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _group_commit(self, saves: Sequence[_Save]) -> tuple[set[int], set[int], list[int]]:
+        """(clashed saves, raced saves, positions of the others' events in order)."""
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        keys: tuple[list[Any], ...] = ([], [], [], [], [])
+        for index, save in enumerate(saves):
+            originators = set()
+            for e in save.events:
+                columns[0].append(e.originator_id)
+                columns[1].append(e.originator_version)
+                columns[2].append(e.topic)
+                columns[3].append(e.state)
+                columns[4].append(index)
+                originators.add(e.originator_id)
+            for record_id, (subject_id, _, wrapped) in save.keys.created.items():
+                keys[0].append(record_id)
+                keys[1].append(subject_id)
+                keys[2].append(wrapped)
+                keys[3].append(index)
+                keys[4].append(record_id in originators)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.group_commit_statement, (*columns, *keys), prepare=True)
+            row = curs.fetchone()
+        assert row is not None
+        return set(row["clashed"]), set(row["raced"]), sorted(row["positions"])
+
+
+@dataclass(frozen=True)
+class _Save:
+    """One caller's events and the key changes its mapper made for them."""
+
+    events: Sequence[StoredEvent]
+    keys: KeyChanges
+
+
+# The saves' new keys first (share-locking their subjects, as infra/privacy/statements.py
+# does, so an erasure waits for them or they see it), then the lock, NOTIFY and one insert of
+# every event. Only when that insert clashes are the saves inserted one by one, each in its
+# own subtransaction, to find which clashed. The keys of a save left out are deleted again.
+GROUP_COMMIT_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{function}(
+    ids uuid[], versions bigint[], topics text[], states bytea[], saves int[],
+    key_records uuid[], key_subjects uuid[], key_wrapped bytea[], key_saves int[],
+    key_checked bool[],
+    OUT clashed int[], OUT raced int[], OUT positions bigint[]
+) LANGUAGE plpgsql AS $BODY$
+DECLARE
+    save int;
+    more bigint[];
+BEGIN
+    clashed := '{{}}';
+    raced := '{{}}';
+    SET LOCAL lock_timeout = '{lock_timeout}s';
+    IF cardinality(key_records) > 0 THEN
+        PERFORM 1 FROM {keys} WHERE record_id = ANY(key_subjects) FOR SHARE;
+        INSERT INTO {keys} (record_id, data_subject_id, wrapped_key)
+            SELECT r, s, w FROM unnest(key_records, key_subjects, key_wrapped) AS k(r, s, w)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {keys} e
+                WHERE e.record_id = k.s AND k.s <> k.r AND e.wrapped_key IS NULL
+            )
+            ORDER BY r
+            ON CONFLICT (record_id) DO NOTHING;
+        SELECT coalesce(array_agg(DISTINCT k.g), '{{}}') INTO raced
+            FROM unnest(key_records, key_wrapped, key_saves, key_checked) AS k(r, w, g, c)
+            LEFT JOIN {keys} AS p ON p.record_id = k.r
+            WHERE k.c AND p.wrapped_key IS DISTINCT FROM k.w;
+    END IF;
+    LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;
+    NOTIFY {channel};
+    BEGIN
+        WITH inserted AS (
+            INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)
+            SELECT i, v, t, s FROM unnest(ids, versions, topics, states, saves)
+                WITH ORDINALITY AS e(i, v, t, s, g, o)
+            WHERE g <> ALL(raced) ORDER BY o
+            RETURNING notification_id
+        )
+        SELECT coalesce(array_agg(notification_id), '{{}}') INTO positions FROM inserted;
+    EXCEPTION WHEN unique_violation THEN
+        positions := '{{}}';
+        FOR save IN SELECT DISTINCT g FROM unnest(saves) AS g WHERE g <> ALL(raced) ORDER BY g
+        LOOP
+            BEGIN
+                WITH inserted AS (
+                    INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)
+                    SELECT i, v, t, s FROM unnest(ids, versions, topics, states, saves)
+                        WITH ORDINALITY AS e(i, v, t, s, g, o)
+                    WHERE g = save ORDER BY o
+                    RETURNING notification_id
+                )
+                SELECT coalesce(array_agg(notification_id), '{{}}') INTO more FROM inserted;
+                positions := positions || more;
+            EXCEPTION WHEN unique_violation THEN
+                clashed := clashed || save;
+            END;
+        END LOOP;
+    END;
+    IF cardinality(clashed) + cardinality(raced) > 0 AND cardinality(key_records) > 0 THEN
+        DELETE FROM {keys} AS p
+            USING unnest(key_records, key_wrapped, key_saves) AS k(r, w, g)
+            WHERE p.record_id = k.r AND p.wrapped_key = k.w AND k.g = ANY(clashed || raced);
+    END IF;
+END;
+$BODY$
+"""

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     compress: bool = False
     customer_snapshot_interval: int = Field(default=50, ge=0)
     command_retries: int = Field(default=5, ge=0)
+    # Concurrent saves share one transaction (docs/adr/0014-group-commit.md); off: one each.
+    group_commit: bool = True
 
     # Domain defaults.
     phone_region: str = "CN"

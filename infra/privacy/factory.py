@@ -23,9 +23,16 @@ from eventsourcing.utils import Environment, EnvType
 from infra.mapper import PydanticMapper
 from infra.privacy.keys import InMemoryKeyStore, PostgresKeyStore
 from infra.privacy.master import MasterKey, verify_master_key
-from infra.recorder import KeyedAggregateRecorder, KeyedProcessRecorder, KeyWriting
+from infra.recorder import (
+    KeyedAggregateRecorder,
+    KeyedProcessRecorder,
+    KeyWriting,
+    OneTripApplicationRecorder,
+)
 
 MASTER_KEY = "PERSONAL_DATA_MASTER_KEY"
+GROUP_COMMIT = "GROUP_COMMIT"
+YES = ("y", "yes", "t", "true", "1")
 
 
 class KeyedEventStore(EventStore[Any]):
@@ -50,13 +57,7 @@ class CRMPostgresFactory(PostgresFactory):
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        if self.env.get("POSTGRES_ENABLE_DB_FUNCTIONS", "").lower() in (
-            "y",
-            "yes",
-            "t",
-            "true",
-            "1",
-        ):
+        if self.env.get("POSTGRES_ENABLE_DB_FUNCTIONS", "").lower() in YES:
             # The library's function path skips the recorders' hooks: keys would not be stored.
             raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off (docs/adr/0006)")
         text = self.env.get(MASTER_KEY)
@@ -77,7 +78,10 @@ class CRMPostgresFactory(PostgresFactory):
         return self._keyed(super().aggregate_recorder(purpose))
 
     def application_recorder(self) -> ApplicationRecorder:
-        return self._keyed(super().application_recorder())
+        recorder = self._keyed(super().application_recorder())
+        if isinstance(recorder, OneTripApplicationRecorder):
+            recorder.group_commit = self.env.get(GROUP_COMMIT, "y").lower() in YES
+        return recorder
 
     def process_recorder(self) -> ProcessRecorder:
         return self._keyed(super().process_recorder())

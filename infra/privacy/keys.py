@@ -71,7 +71,9 @@ class KeyChanges:
 class KeyStore(Protocol):
     """What the mapper needs: a record's key to write with, to read with; erasures."""
 
-    def key_for_writing(self, record_id: UUID, data_subject_id: UUID) -> bytes | None: ...
+    def key_for_writing(
+        self, record_id: UUID, data_subject_id: UUID, *, new_record: bool = False
+    ) -> bytes | None: ...
     def key_for_reading(self, record_id: UUID) -> bytes | None: ...
     def erase(self, subjects: Sequence[UUID]) -> None: ...
     def discard_pending(self) -> None: ...
@@ -99,19 +101,29 @@ class PostgresKeyStore:
         self._cache: dict[UUID, _Cached] = {}
         self._lock = threading.Lock()
         self._misses = 0
+        self._raced: set[UUID] = set()  # new records whose key turned out to exist
         self._preloaded = False
         self._polled_at = -math.inf  # the first lookup polls, before anything is cached
         self._erasures_seen: datetime | None = None  # by the database's clock
 
     # --- the mapper's side -------------------------------------------------------------------
 
-    def key_for_writing(self, record_id: UUID, data_subject_id: UUID) -> bytes | None:
+    def key_for_writing(
+        self, record_id: UUID, data_subject_id: UUID, *, new_record: bool = False
+    ) -> bytes | None:
         """The record's key; None if it was destroyed or its subject was erased (the values are
-        then recorded as erased). A new key joins this thread's next insert."""
+        then recorded as erased). A new key joins this thread's next insert.
+
+        For a `new_record` (its first event) the database is not asked: no key can exist yet.
+        Should one exist all the same (the id was taken), the insert reports a key race, and
+        from then on that record's key is looked up."""
         changes = self.pending()
         if record_id in changes.created:
             return changes.created[record_id][1]
-        found = self._lookup(record_id)
+        if new_record and record_id not in self._raced:
+            found = self._cached(record_id)
+        else:
+            found = self._lookup(record_id)
         if found is not None:
             return found.key
         if data_subject_id != record_id:
@@ -160,8 +172,17 @@ class PostgresKeyStore:
         if used:
             curs.execute(KEY_RACE, (used, [changes.created[r][2] for r in used]))
             if curs.fetchone() is not None:
-                self._polled_at = -math.inf  # learn of the erasure before the retry
+                self.raced(used)
                 raise KeyRace(f"the key of one of {used} was taken or erased meanwhile")
+
+    def raced(self, records: Iterable[UUID]) -> None:
+        """New keys of these records were not stored as ours: look their keys up from now on,
+        and learn of an erasure before the command is retried."""
+        with self._lock:
+            if len(self._raced) > CACHE_LIMIT:
+                self._raced.clear()
+            self._raced.update(records)
+        self._polled_at = -math.inf
 
     def confirm(self, changes: KeyChanges) -> None:
         """The transaction that wrote `changes` committed: cache new keys, forget erased ones."""
@@ -178,10 +199,13 @@ class PostgresKeyStore:
 
     # --- lookups ------------------------------------------------------------------------------
 
-    def _lookup(self, record_id: UUID) -> _Cached | None:
+    def _cached(self, record_id: UUID) -> _Cached | None:
         if time.monotonic() - self._polled_at >= ERASURE_POLL_SECONDS:
             self.poll_erasures()
-        entry = self._cache.get(record_id)
+        return self._cache.get(record_id)
+
+    def _lookup(self, record_id: UUID) -> _Cached | None:
+        entry = self._cached(record_id)
         if entry is not None:
             return entry
         self._misses += 1
@@ -242,7 +266,9 @@ class InMemoryKeyStore:
     def __init__(self) -> None:
         self._keys: dict[UUID, tuple[UUID, bytes | None]] = {}
 
-    def key_for_writing(self, record_id: UUID, data_subject_id: UUID) -> bytes | None:
+    def key_for_writing(
+        self, record_id: UUID, data_subject_id: UUID, *, new_record: bool = False
+    ) -> bytes | None:
         if record_id not in self._keys:
             subject = self._keys.get(data_subject_id)
             if data_subject_id != record_id and subject is not None and subject[1] is None:

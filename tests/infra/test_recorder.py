@@ -19,9 +19,9 @@ from infra.settings import Settings
 WRITERS = 16
 
 
-@pytest.fixture
-def crm(database_url: str) -> Iterator[CRM]:
-    settings = Settings(db_pool_size=WRITERS + 2)
+@pytest.fixture(params=[True, False], ids=["group-commit", "one-save-per-transaction"])
+def crm(database_url: str, request: pytest.FixtureRequest) -> Iterator[CRM]:
+    settings = Settings(db_pool_size=WRITERS + 2, group_commit=request.param)
     migrate(settings, database_url)
     app = build_crm(settings, database_url)
     yield app
@@ -87,3 +87,7 @@ def test_a_reader_tailing_the_log_never_skips_a_position_that_commits_later(crm:
     everything = [n.id for n in crm.recorder.select_notifications(1, 1_000_000)]
     assert len(everything) > 100
     assert seen == everything  # nothing passed over, nothing out of order
+    recorder = crm.recorder
+    assert isinstance(recorder, OneTripApplicationRecorder)
+    if recorder.group_commit:
+        assert recorder._group.batches < recorder._group.saves  # noqa: SLF001 - saves gathered
