@@ -225,29 +225,44 @@ class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _group_commit(self, saves: Sequence[_Save]) -> tuple[set[int], set[int], list[int]]:
-        """(clashed saves, raced saves, positions of the others' events in order)."""
-        columns: tuple[list[Any], ...] = ([], [], [], [], [])
-        keys: tuple[list[Any], ...] = ([], [], [], [], [])
+        """(clashed saves, raced saves, positions of the others' events in order).
+
+        The columns go as array literals: psycopg's adaptation of Python lists costs more CPU
+        than the rest of the statement, and every command waits for it under the GIL.
+        """
+        columns: tuple[list[str], ...] = ([], [], [], [], [])
+        keys: tuple[list[str], ...] = ([], [], [], [], [])
         for index, save in enumerate(saves):
             originators = set()
             for e in save.events:
-                columns[0].append(e.originator_id)
-                columns[1].append(e.originator_version)
-                columns[2].append(e.topic)
-                columns[3].append(e.state)
-                columns[4].append(index)
+                columns[0].append(str(e.originator_id))
+                columns[1].append(str(e.originator_version))
+                columns[2].append(_quoted(e.topic))
+                columns[3].append(_bytea(e.state))
+                columns[4].append(str(index))
                 originators.add(e.originator_id)
             for record_id, (subject_id, _, wrapped) in save.keys.created.items():
-                keys[0].append(record_id)
-                keys[1].append(subject_id)
-                keys[2].append(wrapped)
-                keys[3].append(index)
-                keys[4].append(record_id in originators)
+                keys[0].append(str(record_id))
+                keys[1].append(str(subject_id))
+                keys[2].append(_bytea(wrapped))
+                keys[3].append(str(index))
+                keys[4].append("t" if record_id in originators else "f")
+        params = ["{" + ",".join(column) + "}" for column in (*columns, *keys)]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.group_commit_statement, (*columns, *keys), prepare=True)
+            curs.execute(self.group_commit_statement, params, prepare=True)
             row = curs.fetchone()
         assert row is not None
         return set(row["clashed"]), set(row["raced"]), sorted(row["positions"])
+
+
+def _quoted(text: str) -> str:
+    """`text` as an element of a PostgreSQL array literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _bytea(data: bytes) -> str:
+    """`data` as a bytea element (hex format) of a PostgreSQL array literal."""
+    return '"\\\\x' + data.hex() + '"'
 
 
 @dataclass(frozen=True)

@@ -373,3 +373,14 @@ def test_a_taken_id_still_answers_already_exists(crm: CRM) -> None:
         crm.capture_lead(
             channel="web_form", name="Bob", email="b@example.com", region="east", lead_id=lead_id
         )
+
+
+def test_topics_and_states_of_any_content_are_stored_exactly(crm: CRM) -> None:
+    recorder = recorder_of(crm)
+    odd = StoredEvent(uuid4(), 1, 'crm.test."quoted" \\ {braces}, comma.v1', bytes(range(256)))
+    empty = StoredEvent(uuid4(), 1, "crm.test.empty.v1", b"")
+
+    recorder.insert_events([odd, empty])
+
+    stored = recorder.select_notifications(1, 10)
+    assert [(n.topic, n.state) for n in stored] == [(odd.topic, odd.state), (empty.topic, b"")]
