@@ -118,12 +118,39 @@ def optional_identifier(field_name: str, value: str | None) -> str | None:
     return compact
 
 
+# The common shape of an address, checked without the library: an ASCII dot-atom local part
+# (RFC 5322) at a domain the library has accepted before.
+DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+MAX_LOCAL_PART, MAX_ADDRESS = 64, 254
+_accepted_domains: dict[str, str] = {}  # as written → normalised; domains are not personal data
+MAX_ACCEPTED_DOMAINS = 10_000
+
+
 def normalise_email(value: str) -> str:
-    """Validate an email address and return its canonical lower-case form."""
+    """Validate an email address and return its canonical lower-case form.
+
+    The full check (email_validator) costs more than the rest of a command; an address whose
+    local part is a plain ASCII dot-atom, at a domain that passed the full check before, gets
+    the same answer without it (tests/domain/test_values.py compares the two).
+    """
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    known = _accepted_domains.get(domain) if at else None
+    if (
+        known is not None
+        and len(local) <= MAX_LOCAL_PART
+        and len(local) + 1 + len(known) <= MAX_ADDRESS
+        and DOT_ATOM.fullmatch(local)
+    ):
+        return f"{local}@{known}".lower()
     try:
-        checked = validate_email(value.strip(), check_deliverability=False)
+        checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidValue("email", value, str(error)) from None
+    if at and DOT_ATOM.fullmatch(local):
+        if len(_accepted_domains) >= MAX_ACCEPTED_DOMAINS:
+            _accepted_domains.clear()
+        _accepted_domains[domain] = checked.domain
     return checked.normalized.lower()
 
 

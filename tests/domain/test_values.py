@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from decimal import Decimal
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.shared import InvalidValue
 from domain.values import Money, normalise_email, normalise_phone
@@ -26,6 +30,50 @@ def test_emails_are_validated_and_lower_cased() -> None:
     assert normalise_email(" Li.Lei@Example.COM ") == "li.lei@example.com"
     with pytest.raises(InvalidValue):
         normalise_email("not an email")
+
+
+LOCAL_CHARS = "abcXYZ019.!#$%&'*+/=?^_`{|}~-\" @é"
+DOMAINS = [
+    "example.com",
+    "Example.COM",
+    "bücher.de",
+    "xn--bcher-kva.de",
+    "localhost",
+    "a..b.com",
+    "sub.example.org",
+    "-bad.com",
+    "example.com.",
+    "ex_ample.com",
+    "x" * 250 + ".com",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    local=st.text(alphabet=LOCAL_CHARS, min_size=0, max_size=70),
+    domain=st.sampled_from(DOMAINS),
+)
+def test_the_quick_path_for_known_domains_answers_as_the_full_check(
+    local: str, domain: str
+) -> None:
+    address = f"{local}@{domain}"
+
+    def full() -> str | type[InvalidValue]:
+        try:
+            checked = validate_email(address.strip(), check_deliverability=False)
+        except EmailNotValidError:
+            return InvalidValue
+        return checked.normalized.lower()
+
+    def ours() -> str | type[InvalidValue]:
+        try:
+            return normalise_email(address)
+        except InvalidValue:
+            return InvalidValue
+
+    with suppress(InvalidValue):  # the domain is known from now on, if it is valid
+        normalise_email(f"warm.up@{domain}")
+    assert ours() == full()
 
 
 def test_national_phone_numbers_take_the_default_region() -> None:
