@@ -29,11 +29,15 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The performance table of docs/benchmarks.md, each figure beside its baseline from the same run.
+# Embedded servers by default; BENCH_DATABASE_URL=postgresql://... uses an existing PostgreSQL.
+BENCH_DB := $(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 bench: $(STAMP)
-	$(BIN)/python -m bench.append
-	$(BIN)/python -m bench.rebuild
+	$(BIN)/python -m bench.append $(BENCH_DB)
+	$(BIN)/python -m bench.rebuild --events 200000 --no-each $(BENCH_DB)
+	$(BIN)/python -m bench.visible --rate 500 $(BENCH_DB)
 	$(BIN)/python -m bench.relay
-	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.api_load --read-rate 500 --command-rate 100 $(BENCH_DB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
