@@ -1,7 +1,8 @@
-"""HTTP read latency under a steady command load, one uvicorn worker, real PostgreSQL.
+"""HTTP read latency under a steady command load, real PostgreSQL.
 
-Run: `.venv/bin/python -m bench.api_load [--seconds S] [--read-rate R] [--database-url URL]`
-(without a URL an embedded PostgreSQL is started in a temp dir). Starts `crm api` (1 worker) and
+Run: `.venv/bin/python -m bench.api_load [--seconds S] [--read-rate R] [--workers N]
+[--database-url URL]` (without a URL an embedded PostgreSQL is started in a temp dir). Starts
+`crm api` (one worker process unless `--workers`) and
 `crm projections run` as subprocesses, seeds customers and tickets, then for each read route
 sends requests at a fixed rate (open loop: latency counts from the scheduled send time, so a slow
 server cannot hide queueing) while a second load issues commands at `--command-rate`. Prints
@@ -140,7 +141,13 @@ async def fixed_rate(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (all its threads), from /proc."""
+    """User + system CPU time a process and its worker processes have used so far, from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    workers = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return _own_cpu_seconds(pid) + sum(_own_cpu_seconds(w) for w in workers)
+
+
+def _own_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -175,8 +182,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
-    """`crm api` (one worker) and `crm projections run` against `database_url`."""
+def server(database_url: str, data_dir: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`crm api` (`workers` processes) and `crm projections run` against `database_url`."""
     port = free_port()
     env = {
         **os.environ,
@@ -189,7 +196,7 @@ def server(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
     }
     crm = [sys.executable, "-m", "infra.cli"]
     processes = [
-        subprocess.Popen([*crm, "api", "--port", str(port)], env=env),
+        subprocess.Popen([*crm, "api", "--port", str(port), "--workers", str(workers)], env=env),
         subprocess.Popen([*crm, "projections", "run"], env=env, stdout=subprocess.DEVNULL),
     ]
     base = f"http://127.0.0.1:{port}"
@@ -261,7 +268,7 @@ def bench(
     costs: list[tuple[str, tuple[float, float, int]]] = []
     with (
         tempfile.TemporaryDirectory(prefix="crm-bench-api-") as data_dir,
-        server(database_url, Path(data_dir)) as (base, pid),
+        server(database_url, Path(data_dir), args.workers) as (base, pid),
     ):
         token = httpx.post(
             base + "/auth/token", data={"username": "bench", "password": PASSWORD}
@@ -322,6 +329,7 @@ def main() -> None:
     parser.add_argument("--read-rate", type=float, default=300.0, help="GET /customers/{id} per s")
     parser.add_argument("--board-rate", type=float, default=100.0, help="GET /sla/board per s")
     parser.add_argument("--command-rate", type=float, default=100.0, help="commands per s")
+    parser.add_argument("--workers", type=int, default=1, help="API worker processes")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--tickets", type=int, default=500)
     parser.add_argument(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -195,3 +196,33 @@ def running(settings: Settings, *, run_migrations: bool = False) -> Iterator[Run
                 wiring.access_log.close()
         finally:
             crm.close()
+
+
+WORKER_API = "infra.bootstrap:worker_api"  # what `crm api --workers N` has uvicorn import
+
+
+def worker_api() -> FastAPI:
+    """The API of one worker process among several (`crm api --workers N`).
+
+    The parent process found or started the services, made the key files, and put the
+    services' URLs in the environment; each worker builds its own application and pools,
+    and on shutdown writes out its access-log buffer and closes them.
+    """
+    settings = Settings()
+    if not settings.database_url or not settings.nats_url:
+        raise RuntimeError("a worker needs CRM_DATABASE_URL and CRM_NATS_URL from its parent")
+    urls = ServiceURLs(settings.database_url, settings.nats_url)
+    crm = build_crm(settings, urls.database_url)
+    wiring = api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
+    api = create_api(wiring)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            wiring.access_log.close()
+            crm.close()
+
+    api.router.lifespan_context = lifespan
+    return api

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -22,7 +24,7 @@ from rich.table import Column, Table
 
 from api.security import ROLES
 from domain.application import CRM
-from infra.bootstrap import build_crm, managed_services, running
+from infra.bootstrap import WORKER_API, build_crm, managed_services, running
 from infra.persistence import migrate as migrate_schema
 from infra.privacy.cli import privacy_app
 from infra.projections import ProjectionSupervisor, projection_status, rebuild_many
@@ -89,17 +91,26 @@ def run(
 def api(
     host: str | None = typer.Option(None, help="Interface to listen on (CRM_HOST)."),
     port: int | None = typer.Option(None, help="Port to listen on (CRM_PORT)."),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes (the API keeps no state in memory that must be shared)."
+    ),
 ) -> None:
     """Serve the API only (production: run `crm migrate` once beforehand)."""
     settings = get_settings()
     with running(settings) as runtime:
-        uvicorn.run(
-            runtime.api,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=settings.log_level,
-            access_log=settings.http_access_log,
-        )
+        options: dict[str, Any] = {
+            "host": host or settings.host,
+            "port": port or settings.port,
+            "log_level": settings.log_level,
+            "access_log": settings.http_access_log,
+        }
+        if workers == 1:
+            uvicorn.run(runtime.api, **options)
+            return
+        # The workers connect to the services found or started here (embedded ones included).
+        os.environ["CRM_DATABASE_URL"] = runtime.urls.database_url
+        os.environ["CRM_NATS_URL"] = runtime.urls.nats_url
+        uvicorn.run(WORKER_API, factory=True, workers=workers, **options)
 
 
 @app.command()

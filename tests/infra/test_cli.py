@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -99,3 +100,66 @@ def test_projections_rebuild_refuses_an_unknown_read_model(env: None) -> None:
 
     assert result.exit_code == 2
     assert "no read model" in result.output
+
+
+def test_api_with_two_workers_serves_logins_and_commands_from_both(
+    migrated_database_url: str, nats_url: str, tmp_path: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from infra.users import UserStore
+
+    crm = build_crm(Settings(), migrated_database_url)
+    UserStore(crm.recorder.datastore).create("boss", "s3cret-pass", "admin")  # type: ignore[attr-defined]
+    crm.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "CRM_DATABASE_URL": migrated_database_url,
+        "CRM_NATS_URL": nats_url,
+        "CRM_DATA_DIR": str(tmp_path),
+        "CRM_LOG_LEVEL": "warning",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "api", "--port", str(port), "--workers", "2"], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/health", timeout=1.0)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the workers never answered"
+                assert server.poll() is None, "crm api --workers 2 exited"
+                time.sleep(0.2)
+        with httpx.Client(base_url=base) as client:  # new connections land on either worker
+            answers = []
+            for n in range(8):
+                token = httpx.post(
+                    base + "/auth/token", data={"username": "boss", "password": "s3cret-pass"}
+                ).json()["access_token"]
+                answers.append(
+                    httpx.post(
+                        base + "/customers",
+                        json={"kind": "company", "name": f"Acme {n}", "region": "east"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                )
+            assert [a.status_code for a in answers] == [201] * 8
+            assert len({a.json()["position"] for a in answers}) == 8
+            assert client.get("/health").status_code in (200, 503)
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(workers) >= 2  # uvicorn's worker processes
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
