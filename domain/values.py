@@ -147,7 +147,8 @@ def normalise_email(value: str) -> str:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidValue("email", value, str(error)) from None
-    if at and DOT_ATOM.fullmatch(local):
+    if at and DOT_ATOM.fullmatch(local) and domain.isascii() and checked.domain.isascii():
+        # (an internationalised domain's lengths are checked in three forms: never cached)
         if len(_accepted_domains) >= MAX_ACCEPTED_DOMAINS:
             _accepted_domains.clear()
         _accepted_domains[domain] = checked.domain

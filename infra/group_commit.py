@@ -71,21 +71,51 @@ class GroupCommit(Generic[T, R]):
             lead = not self._busy
             self._busy = True
         if not lead:
-            pending.wake.wait()
+            try:
+                pending.wake.wait()
+            except BaseException:  # interrupted while queued: never leave the queue stuck
+                self._withdraw(pending)
+                raise
         if pending.state != DONE:  # nothing in flight, or woken to lead the next batch
-            self._lead()
+            self._lead(pending)
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]
 
-    def _lead(self) -> None:
-        batch = self._take()
+    def _withdraw(self, pending: Pending[T, R]) -> None:
+        """Its caller stopped waiting: take the save out of the queue, passing on the lead if
+        it had just been handed to it (a save already in a batch is written all the same)."""
+        with self._mutex:
+            if pending not in self._queue:
+                return
+            self._queue.remove(pending)
+            if pending.state == LEADING:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake the oldest waiting save to lead the next batch, or go idle (mutex held)."""
+        if self._queue:
+            successor = self._queue[0]
+            successor.state = LEADING
+            successor.wake.set()
+        else:
+            self._busy = False
+
+    def _lead(self, own: Pending[T, R]) -> None:
+        batch: list[Pending[T, R]] = []
         try:
+            batch = self._take()
             self._write(batch)
         except BaseException as error:  # a fault of the whole batch: every save fails with it
             for pending in batch:
                 if not pending.settled:
-                    pending.fail(error)
+                    pending.fail(
+                        error
+                        if pending is own or isinstance(error, Exception)
+                        else RuntimeError(f"the thread writing this save stopped: {error!r}")
+                    )
+            if own not in batch:
+                own.fail(error)
         else:
             for pending in batch:
                 if not pending.settled:
@@ -94,12 +124,7 @@ class GroupCommit(Generic[T, R]):
             with self._mutex:
                 self.batches += 1
                 self.saves += len(batch)
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.state = LEADING
-                    successor.wake.set()
-                else:
-                    self._busy = False
+                self._hand_over()
             for pending in batch:
                 pending.state = DONE
                 pending.wake.set()

@@ -276,7 +276,9 @@ class _Save:
 # The saves' new keys first (share-locking their subjects, as infra/privacy/statements.py
 # does, so an erasure waits for them or they see it), then the lock, NOTIFY and one insert of
 # every event. Only when that insert clashes are the saves inserted one by one, each in its
-# own subtransaction, to find which clashed. The keys of a save left out are deleted again.
+# own subtransaction, to find which clashed. The keys this call inserted for a save left out
+# are deleted again (never keys already there: after a lost reply, the retry finds its own
+# committed events clashing, and their keys must stay).
 GROUP_COMMIT_FUNCTION = """
 CREATE OR REPLACE FUNCTION {schema}.{function}(
     ids uuid[], versions bigint[], topics text[], states bytea[], saves int[],
@@ -287,20 +289,26 @@ CREATE OR REPLACE FUNCTION {schema}.{function}(
 DECLARE
     save int;
     more bigint[];
+    ours uuid[] := '{{}}';  -- the key rows this call inserted (a retry after a lost reply: none)
 BEGIN
     clashed := '{{}}';
     raced := '{{}}';
     SET LOCAL lock_timeout = '{lock_timeout}s';
     IF cardinality(key_records) > 0 THEN
-        PERFORM 1 FROM {keys} WHERE record_id = ANY(key_subjects) FOR SHARE;
-        INSERT INTO {keys} (record_id, data_subject_id, wrapped_key)
-            SELECT r, s, w FROM unnest(key_records, key_subjects, key_wrapped) AS k(r, s, w)
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {keys} e
-                WHERE e.record_id = k.s AND k.s <> k.r AND e.wrapped_key IS NULL
-            )
-            ORDER BY r
-            ON CONFLICT (record_id) DO NOTHING;
+        PERFORM 1 FROM {keys} WHERE record_id = ANY(key_subjects) ORDER BY record_id FOR SHARE;
+        WITH inserted AS (
+            INSERT INTO {keys} (record_id, data_subject_id, wrapped_key)
+                SELECT r, s, w FROM unnest(key_records, key_subjects, key_wrapped, key_saves)
+                    AS k(r, s, w, g)
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {keys} e
+                    WHERE e.record_id = k.s AND k.s <> k.r AND e.wrapped_key IS NULL
+                )
+                ORDER BY r, g  -- the oldest save's key wins a tie
+                ON CONFLICT (record_id) DO NOTHING
+                RETURNING record_id
+        )
+        SELECT coalesce(array_agg(record_id), '{{}}') INTO ours FROM inserted;
         SELECT coalesce(array_agg(DISTINCT k.g), '{{}}') INTO raced
             FROM unnest(key_records, key_wrapped, key_saves, key_checked) AS k(r, w, g, c)
             LEFT JOIN {keys} AS p ON p.record_id = k.r
@@ -336,10 +344,11 @@ BEGIN
             END;
         END LOOP;
     END;
-    IF cardinality(clashed) + cardinality(raced) > 0 AND cardinality(key_records) > 0 THEN
+    IF cardinality(clashed) + cardinality(raced) > 0 AND cardinality(ours) > 0 THEN
         DELETE FROM {keys} AS p
             USING unnest(key_records, key_wrapped, key_saves) AS k(r, w, g)
-            WHERE p.record_id = k.r AND p.wrapped_key = k.w AND k.g = ANY(clashed || raced);
+            WHERE p.record_id = k.r AND p.wrapped_key = k.w AND k.g = ANY(clashed || raced)
+            AND p.record_id = ANY(ours);
     END IF;
 END;
 $BODY$

@@ -67,7 +67,10 @@ def write_statements(changes: KeyChanges, snapshots_table: str) -> list[Statemen
         subjects = [changes.created[r][0] for r in records]
         wrapped = [changes.created[r][2] for r in records]
         statements += [
-            (f"SELECT 1 FROM {KEYS} WHERE record_id = ANY(%s) FOR SHARE", (subjects,)),
+            (
+                f"SELECT 1 FROM {KEYS} WHERE record_id = ANY(%s) ORDER BY record_id FOR SHARE",
+                (subjects,),
+            ),
             (
                 f"INSERT INTO {KEYS} (record_id, data_subject_id, wrapped_key) "
                 "SELECT r, s, w FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS k(r, s, w) "
@@ -81,7 +84,7 @@ def write_statements(changes: KeyChanges, snapshots_table: str) -> list[Statemen
         statements += [
             (
                 CLOSURE + f"SELECT 1 FROM {KEYS} WHERE record_id IN (SELECT id FROM closure) "
-                "FOR UPDATE",
+                "ORDER BY record_id FOR UPDATE",
                 (erased, erased),
             ),
             (
@@ -92,7 +95,9 @@ def write_statements(changes: KeyChanges, snapshots_table: str) -> list[Statemen
             (
                 f"INSERT INTO {KEYS} (record_id, data_subject_id, wrapped_key, erased_at) "
                 "SELECT s, s, NULL, now() FROM unnest(%s::uuid[]) AS s "
-                "ON CONFLICT (record_id) DO NOTHING",
+                # a key row of an erased id committed while this waited: destroyed too
+                "ON CONFLICT (record_id) DO UPDATE SET wrapped_key = NULL, erased_at = now() "
+                f"WHERE {KEYS}.wrapped_key IS NOT NULL",
                 (erased,),
             ),
             (

@@ -45,6 +45,8 @@ DOMAINS = [
     "example.com.",
     "ex_ample.com",
     "x" * 250 + ".com",
+    "xn--bcher-kva." + ("a" * 60 + ".") * 3 + "de",
+    "Bücher." + ("b" * 60 + ".") * 3 + "de",
 ]
 
 
@@ -74,6 +76,13 @@ def test_the_quick_path_for_known_domains_answers_as_the_full_check(
     with suppress(InvalidValue):  # the domain is known from now on, if it is valid
         normalise_email(f"warm.up@{domain}")
     assert ours() == full()
+
+
+def test_a_long_internationalised_domain_is_checked_in_full_every_time() -> None:
+    domain = "xn--bcher-kva." + ("a" * 60 + ".") * 3 + "de"
+    assert normalise_email(f"x@{domain}")  # valid with a short local part
+    with pytest.raises(InvalidValue):  # short enough with the Unicode domain, not as written
+        normalise_email(f"{'y' * 61}@{domain}")
 
 
 def test_national_phone_numbers_take_the_default_region() -> None:

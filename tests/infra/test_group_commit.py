@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -384,3 +386,56 @@ def test_topics_and_states_of_any_content_are_stored_exactly(crm: CRM) -> None:
 
     stored = recorder.select_notifications(1, 10)
     assert [(n.topic, n.state) for n in stored] == [(odd.topic, odd.state), (empty.topic, b"")]
+
+
+def test_a_retry_after_a_lost_reply_keeps_the_keys_of_the_events_that_committed(
+    crm: CRM, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = recorder_of(crm)
+    record = uuid4()
+    save = _Save([event(record)], KeyChanges({record: (record, b"k", b"wrapped-ours")}))
+    real_fetchone = psycopg.Cursor.fetchone
+    replies = []
+
+    def reply_lost_once(self: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+        row = real_fetchone(self, *args, **kwargs)
+        replies.append(row)
+        if len(replies) == 1:  # the server committed; the client never hears of it
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return row
+
+    monkeypatch.setattr(psycopg.Cursor, "fetchone", reply_lost_once)
+    with pytest.raises(IntegrityError):  # the retry finds its own events (ADR 0014)
+        recorder._group_commit_alone(save)  # noqa: SLF001
+    monkeypatch.undo()
+
+    assert [n.originator_id for n in recorder.select_notifications(1, 10)] == [record]
+    assert stored_keys(migrated_database_url)[record] == b"wrapped-ours"
+
+
+def test_a_save_interrupted_while_queued_leaves_the_queue_working() -> None:
+    writes = SlowWrites()
+    group: GroupCommit[str, str] = GroupCommit(writes)
+    out: dict[str, object] = {}
+    first = threading.Thread(target=save_in_thread, args=(group, "first", out))
+    first.start()
+    assert writes.first_started.wait(5)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            group.save("interrupted", 1)  # queued behind "first", then Ctrl-C
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    writes.release.set()
+    first.join(5)
+    later = threading.Thread(target=save_in_thread, args=(group, "later", out), daemon=True)
+    later.start()
+    later.join(5)
+
+    assert out == {"first": "FIRST", "later": "LATER"}
+    assert ["interrupted"] not in writes.batches

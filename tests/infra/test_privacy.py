@@ -327,3 +327,43 @@ def test_an_erasure_from_a_save_that_failed_is_never_applied_by_the_next_save(
         assert fresh.history(customer)[0].name == NAME  # type: ignore[attr-defined]
     finally:
         fresh.close()
+
+
+def test_an_erasure_naming_a_record_whose_key_commits_while_it_waits_destroys_that_key(
+    crm: CRM, database_url: str
+) -> None:
+    import threading
+    from uuid import uuid4
+
+    from infra.privacy.keys import KeyChanges
+    from infra.privacy.master import KEYS_TABLE
+    from infra.privacy.statements import write_statements
+
+    record = uuid4()
+    with psycopg.connect(database_url) as writer:  # a save creating the record's first key
+        writer.execute(
+            f"INSERT INTO {KEYS_TABLE} (record_id, data_subject_id, wrapped_key) "
+            "VALUES (%s, %s, 'key')",
+            (record, record),
+        )
+        erased = threading.Event()
+
+        def erase() -> None:
+            with psycopg.connect(database_url) as conn, conn.transaction():
+                for statement, params in write_statements(KeyChanges(erased=[record]), "x"):
+                    if "DELETE" not in statement:  # (no snapshots table here)
+                        conn.execute(statement, params)
+            erased.set()
+
+        eraser = threading.Thread(target=erase)
+        eraser.start()
+        time.sleep(0.5)
+        assert not erased.is_set()  # the tombstone waits for the uncommitted key row
+        writer.commit()
+    eraser.join(10)
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            f"SELECT wrapped_key, erased_at FROM {KEYS_TABLE} WHERE record_id = %s", (record,)
+        ).fetchone()
+    assert row is not None and row[0] is None and row[1] is not None
