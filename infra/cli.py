@@ -92,7 +92,10 @@ def api(
     host: str | None = typer.Option(None, help="Interface to listen on (CRM_HOST)."),
     port: int | None = typer.Option(None, help="Port to listen on (CRM_PORT)."),
     workers: int = typer.Option(
-        1, min=1, help="Worker processes (the API keeps no state in memory that must be shared)."
+        1,
+        min=1,
+        help="Worker processes; each serves any request (records, idempotency answers and the "
+        "access log live in PostgreSQL), but /metrics counts the requests of the worker asked.",
     ),
 ) -> None:
     """Serve the API only (production: run `crm migrate` once beforehand)."""
