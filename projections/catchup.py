@@ -137,3 +137,14 @@ class EventFailed(Exception):
         )
         self.read_model = read_model
         self.position = notification.id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a rebuild's second process, it crosses back pickled, without the event.
+        return (_event_failed, (str(self), self.read_model, self.position))
+
+
+def _event_failed(message: str, read_model: str, position: int) -> EventFailed:
+    failed = EventFailed.__new__(EventFailed)
+    Exception.__init__(failed, message)
+    failed.read_model, failed.position = read_model, position
+    return failed

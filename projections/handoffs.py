@@ -55,6 +55,7 @@ from domain.ticket import (
     TicketSlaBreached,
 )
 from projections.bulk import BulkRebuild
+from projections.event_ids import event_id_of
 from projections.readmodel import ReadModelProjection, ReadModelView, Row, handles
 from projections.visibility import CUSTOMERS, Visibility
 
@@ -487,7 +488,7 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
             team=self._team_of(deal["owner"]),
         )
         if row is not None:
-            self.wins[event.event_id] = event.originator_id
+            self.wins[event_id_of(event)] = event.originator_id
 
     @handles(TicketOpened)
     def ticket_opened(self, event: TicketOpened) -> None:
@@ -535,7 +536,7 @@ class HandoffsRebuild(BulkRebuild, rebuilds=HandoffsProjection):
             kind=kind,
             cause_id=cause_id,
             measure=measure,
-            cause_event_id=cause.event_id,
+            cause_event_id=event_id_of(cause),
             cause_at=cause.timestamp,
             month=month_of(cause.timestamp),
             **values,

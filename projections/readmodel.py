@@ -45,16 +45,33 @@ class ReadModelView(PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, version: int = 1) -> None:
         self.version = version
         super().__init__(datastore, tracking_table_name=self.physical("tracking"))
+        self.index_statements: list[Composed] = []
         for logical, columns in self.tables.items():
             self.sql_create_statements.append(
                 SQL("CREATE TABLE IF NOT EXISTS {} (" + columns + ")").format(self.table(logical))
             )
             for n, index_columns in enumerate(self.indexes.get(logical, [])):
-                self.sql_create_statements.append(
+                self.index_statements.append(
                     SQL("CREATE INDEX IF NOT EXISTS {} ON {} (" + index_columns + ")").format(
                         Identifier(self.physical(f"{logical}_ix{n}")), self.table(logical)
                     )
                 )
+
+    def create_table(self, *, indexes: bool = True) -> None:
+        """Create this version's tables (if missing), and their indexes unless told not to.
+
+        A rebuild creates the indexes (`create_indexes`) once its rows are in: building an
+        index over all rows at once costs the database far less than updating it row by row.
+        """
+        super().create_table()
+        if indexes:
+            self.create_indexes()
+
+    def create_indexes(self) -> None:
+        """Create the indexes of this version's tables (if missing)."""
+        with self.datastore.transaction(commit=True) as curs:
+            for statement in self.index_statements:
+                curs.execute(statement, prepare=False)
 
     # --- names ----------------------------------------------------------------------------------
 

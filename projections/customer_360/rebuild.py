@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from psycopg.types.json import Jsonb
+import orjson
 
 from domain.customer import (
     Contact,
@@ -69,7 +69,7 @@ from domain.ticket import (
 from projections.bulk import BulkRebuild
 from projections.customer_360.erasure import redacted_entry
 from projections.customer_360.projection import STATUS_AFTER, Customer360Projection
-from projections.customer_360.writes import event_row
+from projections.customer_360.writes import aggregate_type, event_row, json_text
 from projections.erasure import erased_ids, redact
 from projections.readmodel import ReadModelView, handles
 
@@ -213,7 +213,7 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
         LeadConversionRequested,
     )
     def lead_event(self, event: DomainEvent) -> None:
-        row = event_row(event, self.position)
+        row = event_row(event, self.position, for_copy=True)
         self.tables["lead_events"].add(row["event_id"], **row)
         self.staged_of[event.originator_id].append(row["event_id"])
 
@@ -341,11 +341,11 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
                 staged_row = staged.get(event_id)
                 if staged_row is None:
                     continue
-                old = staged_row["payload"]
-                entry = redacted_entry(staged_row["type"], staged_row["summary"], old.obj)
+                old = orjson.loads(staged_row["payload"])
+                entry = redacted_entry(staged_row["type"], staged_row["summary"], old)
                 if entry is not None:
                     staged_row["summary"], payload = entry
-                    staged_row["payload"] = Jsonb(payload, dumps=old.dumps)
+                    staged_row["payload"] = json_text(payload)
 
     def _change_customer(self, event: DomainEvent, **columns: Any) -> None:
         self.tables["customers"].set(event.originator_id, **columns, updated_at=event.timestamp)
@@ -358,9 +358,9 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
             self._record(event, row["customer_id"])
 
     def _record(self, event: DomainEvent, customer_id: UUID) -> None:
-        row = event_row(event, self.position)
+        row = event_row(event, self.position, for_copy=True)
         row["customer_id"] = customer_id
-        row["aggregate_type"] = type(event).TYPE.split(".")[1]
+        row["aggregate_type"] = aggregate_type(type(event))
         self.timeline.append(row)
 
     def _add_tags(self, customer_id: UUID, tags: Iterable[str]) -> None:

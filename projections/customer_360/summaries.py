@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from domain.shared import DomainEvent
@@ -54,13 +55,28 @@ def summarise(event: DomainEvent, payload: dict[str, Any]) -> str:
 
 def summary_of(event_type: str, payload: dict[str, Any]) -> str:
     """The summary of an event of this type (`crm.customer.tagged`) with this payload."""
-    aggregate, _, happened = event_type.removeprefix("crm.").partition(".")
-    summary = f"{aggregate.capitalize()} {happened.replace('_', ' ')}"
-    detail = DETAILS.get(event_type)
-    if detail is not None:
-        derived = {
+    title, detail, derives = _template(event_type)
+    if detail is None:
+        return title[:SUMMARY_LENGTH]
+    if derives:
+        payload = {
+            **payload,
             "changed": ", ".join(payload.get("changes", ())),
             "granted_or_withdrawn": "granted" if payload.get("granted") else "withdrawn",
         }
-        summary += ": " + detail.format_map({**payload, **derived})
-    return summary[:SUMMARY_LENGTH]
+    return (title + detail.format_map(payload))[:SUMMARY_LENGTH]
+
+
+@cache
+def _template(event_type: str) -> tuple[str, str | None, bool]:
+    """The summary's fixed start, its detail (if any), and whether the detail names a derived
+    value; worked out once per type, as every event of the log is summarised in a rebuild."""
+    aggregate, _, happened = event_type.removeprefix("crm.").partition(".")
+    title = f"{aggregate.capitalize()} {happened.replace('_', ' ')}"
+    detail = DETAILS.get(event_type)
+    if detail is None:
+        return title, None, False
+    return title + ": ", detail, any(f"{{{name}" in detail for name in _DERIVED)
+
+
+_DERIVED = ("changed", "granted_or_withdrawn")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import Notification
 
+import infra.projections
 from domain.application import CRM
 from domain.lead import LeadScored
 from domain.shared import FixedClock
+from infra.projections import rebuild_many
 from projections.catalog import READ_MODELS
 from projections.catchup import EventFailed, catch_up
 from projections.lead_queue import LeadQueueProjection, LeadQueueRebuild
 from projections.readmodel import ReadModelProjection, ReadModelView, create_registry, install
 from projections.replay import NotEmpty, replay
+from projections.second_process import ReplayFailed, SecondProcess
 from tests.projections.rebuilds import rows_of
 from tests.tour import exercise_every_command
 
@@ -120,3 +126,52 @@ def test_an_event_a_bulk_rebuild_cannot_apply_is_named(
     monkeypatch.setitem(LeadQueueRebuild.handlers, LeadScored, fail)
     with pytest.raises(EventFailed, match="crm.lead.scored.v1"):
         replay([LeadQueueProjection(view=rebuilt)], crm.recorder, crm.mapper)
+
+
+def test_rebuilding_every_read_model_at_once_in_two_processes_gives_the_live_rows(
+    crm: CRM, clock: FixedClock, monkeypatch: Any
+) -> None:
+    exercise_every_command(crm, clock)
+    live = live_read_models(crm)
+    expected = {(v.name, table): rows_of(v, table) for v in live for table in v.tables}
+    started: list[list[tuple[str, int]]] = []
+
+    class Spied(SecondProcess):
+        def __init__(self, app: Any, env: Any, views: list[tuple[str, int]], topics: Any):
+            started.append(views)
+            super().__init__(app, env, views, topics)
+
+    monkeypatch.setattr(infra.projections, "SecondProcess", Spied)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    versions = rebuild_many(crm, READ_MODELS)
+
+    assert [name for name, _ in started[0]] == [
+        s.name for s in READ_MODELS if s.name != "customer_360"
+    ]
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    for spec in READ_MODELS:
+        view = spec.view(datastore, versions[spec.name])
+        for table in view.tables:
+            assert rows_of(view, table) == expected[spec.name, table], f"{spec.name}.{table}"
+        assert view.position() == crm.recorder.max_notification_id()
+
+
+def test_a_second_process_that_fails_says_why(crm: CRM) -> None:
+    with (
+        pytest.raises(ReplayFailed, match="KeyError: .*no read model 'nonesuch'"),
+        SecondProcess(type(crm), dict(crm.env), [("nonesuch", 2)], []) as second,
+    ):
+        second.result()
+
+
+def test_an_event_that_failed_in_a_second_process_crosses_back_whole() -> None:
+    notification = Notification(
+        id=42, originator_id=uuid4(), originator_version=3, topic="crm.lead.scored.v1", state=b""
+    )
+    failed = EventFailed("lead_queue", notification, RuntimeError("cannot score"))
+
+    crossed = pickle.loads(pickle.dumps(failed))
+
+    assert (str(crossed), crossed.read_model, crossed.position) == (str(failed), "lead_queue", 42)
+    assert "crm.lead.scored.v1" in str(crossed)
