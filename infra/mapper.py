@@ -39,12 +39,21 @@ class OrjsonTranscoder(Transcoder):
         return orjson.loads(data)
 
 
+_RESOLVED: dict[str, tuple[str, int]] = {}  # stored type name → (event type, version)
+
+
 def resolve_event_type(type_name: str) -> tuple[type[DomainEvent], int]:
     """The event class for a stored type name, and the schema version it was stored at."""
-    match = _VERSIONED.match(type_name)
-    if match is None or match["base"] not in EVENT_TYPES:
+    resolved = _RESOLVED.get(type_name)
+    if resolved is None:
+        match = _VERSIONED.match(type_name)
+        if match is None:
+            raise MapperDeserialisationError(f"Unknown event type {type_name!r}")
+        resolved = _RESOLVED[type_name] = (match["base"], int(match["version"]))
+    cls = EVENT_TYPES.get(resolved[0])  # looked up each time: a class may be defined anew
+    if cls is None:
         raise MapperDeserialisationError(f"Unknown event type {type_name!r}")
-    return EVENT_TYPES[match["base"]], int(match["version"])
+    return cls, resolved[1]
 
 
 def upcast(cls: type[DomainEvent], from_version: int, state: dict[str, Any]) -> dict[str, Any]:
