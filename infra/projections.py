@@ -69,6 +69,7 @@ class ProjectionWorker(threading.Thread):
         self.is_leader = threading.Event()
         self.backoff = MIN_BACKOFF
         self._last_beat = 0.0
+        self._recorded: str | None = None  # the state last written to the registry
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run(self) -> None:
@@ -122,7 +123,10 @@ class ProjectionWorker(threading.Thread):
                     batch_size=self.batch_size,
                     on_batch=self._beat,
                 )
-                self._record("running", None)
+                if self._recorded != "running":
+                    self._record("running", None)
+                else:
+                    self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
                 self.backoff = MIN_BACKOFF
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
@@ -134,6 +138,7 @@ class ProjectionWorker(threading.Thread):
 
     def _record(self, state: str, error: str | None) -> None:
         self._last_beat = time.monotonic()
+        self._recorded = state
         try:
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(
