@@ -2,7 +2,8 @@
 
 Run: `.venv/bin/python -m bench.visible [--rate 500] [--seconds 10] [--database-url URL]`
 (without a URL an embedded PostgreSQL is started in a temp dir). Every read model's projection
-runs live (`crm projections run`, here in-process), and lead captures are issued open-loop at
+runs live in its own process (`crm projections run`, as deployed), and lead captures are issued
+from this process open-loop at
 `--rate` per second by a pool of writer threads (each command is due at a fixed instant, so a
 slow one delays none of the others). A watcher polls the lead queue's position; a command's lag
 runs from its answer to the first poll that shows its position. Afterwards every captured lead
@@ -12,11 +13,16 @@ must be in the lead queue: the number missing is printed as "skipped" (the targe
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -25,13 +31,28 @@ from psycopg.sql import SQL
 from domain.application import CRM
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
-from infra.projections import ProjectionSupervisor
 from infra.services import EmbeddedPostgres, create_database, drop_database
 from infra.settings import Settings
-from projections.catalog import read_model
+from projections.catalog import READ_MODELS, read_model
 from projections.readmodel import install
 
 WRITERS = 16
+
+
+@contextmanager
+def projections_process(database_url: str) -> Iterator[None]:
+    """`crm projections run` against `database_url`, stopped on exit."""
+    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_NATS_URL": "nats://127.0.0.1:1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "projections", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def measure(crm: CRM, database_url: str, rate: float, seconds: float) -> tuple[list[float], int]:
@@ -52,7 +73,7 @@ def measure(crm: CRM, database_url: str, rate: float, seconds: float) -> tuple[l
                     lags.append((now - pending.pop(p)) * 1000)
                 if done.is_set() and not pending:
                     return
-            time.sleep(0.0005)
+            time.sleep(0.001)
 
     def capture(n: int, due: float) -> None:
         time.sleep(max(0.0, due - time.perf_counter()))
@@ -69,8 +90,11 @@ def measure(crm: CRM, database_url: str, rate: float, seconds: float) -> tuple[l
             pending[result.position or 0] = answered
             captured.append(lead_id)
 
-    with ProjectionSupervisor(crm, database_url):
-        view.wait_for(crm.recorder.max_notification_id(), timeout=60)
+    with projections_process(database_url):
+        warm_up = crm.capture_lead(channel="ads", name="Warm", region="east", email="w@example.com")
+        for spec in READ_MODELS:  # every worker started and caught up: none is still starting
+            install(spec.view, crm.recorder.datastore).wait_for(warm_up.position, timeout=60)
+        time.sleep(1.0)
         watcher = threading.Thread(target=watch)
         watcher.start()
         start = time.perf_counter() + 0.1

@@ -114,8 +114,11 @@ class ProjectionWorker(threading.Thread):
         channel = self.crm.recorder.channel_name  # type: ignore[attr-defined]
         with psycopg.connect(self.database_url, autocommit=True) as listener:
             listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
+            checked = 0.0
             while not self.stopping.is_set():
-                leadership.execute("SELECT 1")  # the lock lives as long as this session
+                if time.monotonic() - checked >= 1.0:
+                    leadership.execute("SELECT 1")  # the lock lives as long as this session
+                    checked = time.monotonic()
                 catch_up(
                     projection,
                     self.crm.recorder,
@@ -130,6 +133,8 @@ class ProjectionWorker(threading.Thread):
                 self.backoff = MIN_BACKOFF
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
+                for _ in listener.notifies(timeout=0.0):
+                    pass  # commits notified meanwhile are all read by the one catch-up
 
     def _beat(self, position: int, head: int, applied: int) -> None:
         """A heartbeat while a long backlog is worked through (at most once a second)."""
