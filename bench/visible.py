@@ -92,8 +92,9 @@ def measure(crm: CRM, database_url: str, rate: float, seconds: float) -> tuple[l
 
     with projections_process(database_url):
         warm_up = crm.capture_lead(channel="ads", name="Warm", region="east", email="w@example.com")
+        datastore = crm.recorder.datastore  # type: ignore[attr-defined]
         for spec in READ_MODELS:  # every worker started and caught up: none is still starting
-            install(spec.view, crm.recorder.datastore).wait_for(warm_up.position, timeout=60)
+            install(spec.view, datastore).wait_for(warm_up.position, timeout=60)
         time.sleep(1.0)
         watcher = threading.Thread(target=watch)
         watcher.start()

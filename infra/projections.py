@@ -11,9 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
+from eventsourcing.persistence import Mapper, Notification
 from psycopg.sql import SQL, Identifier
 
 from domain.application import CRM
@@ -43,6 +44,32 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+class SharedDecoding:
+    """Decodes each log event once for all the read models of a process.
+
+    The workers read the same new events at about the same time; decoding (and opening the
+    personal fields) is most of a worker's CPU per event, so the latest events decoded are
+    kept, by position, for the others. Events are immutable, so sharing them is safe.
+    """
+
+    def __init__(self, mapper: Mapper[Any], keep: int = 20_000) -> None:
+        self.mapper = mapper
+        self.keep = keep
+        self._events: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def to_domain_event(self, notification: Notification) -> Any:
+        event = self._events.get(notification.id)
+        if event is None:
+            event = self.mapper.to_domain_event(notification)
+            with self._lock:
+                if len(self._events) >= self.keep:  # the oldest half goes
+                    for position in sorted(self._events)[: self.keep // 2]:
+                        del self._events[position]
+                self._events[notification.id] = event
+        return event
+
+
 class ProjectionWorker(threading.Thread):
     """Keeps one read model up to date while it holds that read model's advisory lock."""
 
@@ -56,8 +83,10 @@ class ProjectionWorker(threading.Thread):
         batch_size: int = 500,
         max_failures: int = 3,
         max_backoff: float = 30.0,
+        decoding: SharedDecoding | None = None,
     ) -> None:
         super().__init__(name=f"projection-{spec.name}", daemon=True)
+        self.mapper = cast(Mapper[Any], decoding or crm.mapper)
         self.spec = spec
         self.crm = crm
         self.database_url = database_url
@@ -122,7 +151,7 @@ class ProjectionWorker(threading.Thread):
                 catch_up(
                     projection,
                     self.crm.recorder,
-                    self.crm.mapper,
+                    self.mapper,
                     batch_size=self.batch_size,
                     on_batch=self._beat,
                 )
@@ -164,7 +193,10 @@ class ProjectionSupervisor(WorkerGroup[ProjectionWorker]):
         self, crm: CRM, database_url: str, specs: Sequence[ReadModelSpec] = READ_MODELS
     ) -> None:
         stopping = threading.Event()
-        workers = [ProjectionWorker(s, crm, database_url, stopping) for s in specs]
+        decoding = SharedDecoding(crm.mapper)
+        workers = [
+            ProjectionWorker(s, crm, database_url, stopping, decoding=decoding) for s in specs
+        ]
         super().__init__(crm, workers, stopping)
 
 

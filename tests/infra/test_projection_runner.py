@@ -366,3 +366,29 @@ def test_a_read_model_built_with_an_older_schema_is_rebuilt_by_its_supervisor(
         eventually(lambda: view(crm).position() == crm.recorder.max_notification_id())
 
     assert view(crm).counts() == {"Li": 2}
+
+
+def test_shared_decoding_decodes_each_position_once_and_keeps_a_bounded_number() -> None:
+    from uuid import uuid4
+
+    from eventsourcing.persistence import Notification
+
+    from infra.projections import SharedDecoding
+
+    decoded: list[int] = []
+
+    class CountingMapper:
+        def to_domain_event(self, notification: Notification) -> object:
+            decoded.append(notification.id)
+            return ("event", notification.id)
+
+    decoding = SharedDecoding(CountingMapper(), keep=10)  # type: ignore[arg-type]
+    log = [Notification(uuid4(), 1, "crm.test.v1", b"{}", n) for n in range(1, 31)]
+    for _reader in range(3):  # three read models reading the same page
+        assert [decoding.to_domain_event(n) for n in log[:8]] == [("event", n) for n in range(1, 9)]
+    assert decoded == list(range(1, 9))
+
+    for notification in log:
+        decoding.to_domain_event(notification)
+    assert len(decoding._events) <= 10  # noqa: SLF001 - bounded
+    assert decoding.to_domain_event(log[-1]) == ("event", 30)
