@@ -18,6 +18,7 @@ from eventsourcing.persistence import Mapper, Notification
 from psycopg.sql import SQL, Identifier
 
 from domain.application import CRM
+from domain.shared import DomainEvent
 from infra.workers import WorkerGroup, lead_when_elected
 from projections.catalog import READ_MODELS, ReadModelSpec
 from projections.catchup import EventFailed, Progress, catch_up
@@ -63,7 +64,9 @@ class SharedDecoding:
         if event is None:
             event = self.mapper.to_domain_event(notification)
             with self._lock:
-                if len(self._events) >= self.keep:  # the oldest half goes
+                if isinstance(event, DomainEvent) and event.erased_subjects():
+                    self._events.clear()  # no personal value decoded earlier outlives this
+                elif len(self._events) >= self.keep:  # the oldest half goes
                     for position in sorted(self._events)[: self.keep // 2]:
                         del self._events[position]
                 self._events[notification.id] = event
@@ -383,7 +386,7 @@ def _replay(
     if (
         not mine
         or not theirs
-        or (os.cpu_count() or 1) < 2
+        or len(os.sched_getaffinity(0)) < 2  # the CPUs this process may use
         or any(catalogued.get(s.name) != s for s in specs)  # the second process looks them up
     ):
         replay(projections, crm.recorder, crm.mapper, on_page=on_batch)

@@ -8,6 +8,7 @@ one transaction per page, for the others. Both leave the rows the live projectio
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -111,7 +112,13 @@ def log_pages(
 def _no_cycle_collection() -> Iterator[None]:
     """Pause the cycle collector: a replay keeps every record's rows in memory and creates
     no garbage cycles, so each collection would only walk a heap that grows with the log
-    (a fifth of the pass). Reference counting still frees everything else."""
+    (a fifth of the pass). Reference counting still frees everything else. Only when the
+    replay runs on the main thread (`crm projections rebuild`, a rebuild's second process):
+    a live process rebuilding a read model from a worker thread keeps collecting for the
+    rest of its threads."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     was_enabled = gc.isenabled()
     gc.disable()
     try:

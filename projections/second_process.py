@@ -61,7 +61,12 @@ class SecondProcess:
         )
         self.stdin: IO[bytes] = self.process.stdin  # type: ignore[assignment]
         self.gone = False  # it stopped reading: it failed, and says why in `result()`
-        self._send((app_class, env, views))
+        try:
+            self._send((app_class, env, views))
+        except BaseException:  # not even started (e.g. an app class that cannot be pickled)
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def send(self, page: Page) -> None:
         """Send the notifications of a page it needs (it reads until a page at the head)."""

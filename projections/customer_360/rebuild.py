@@ -82,7 +82,7 @@ class Customer360Rebuild(BulkRebuild, rebuilds=Customer360Projection):
     def __init__(self, view: ReadModelView, columns: dict[str, tuple[str, ...]]) -> None:
         super().__init__(view, columns)
         self.timeline = self.stream_of["timeline"]
-        self.staged_of: dict[UUID, list[UUID]] = defaultdict(list)  # lead -> its events' ids
+        self.staged_of: dict[UUID, list[str]] = defaultdict(list)  # lead -> its events' ids
 
     # --- the customer's own events --------------------------------------------------------------
 

@@ -392,3 +392,30 @@ def test_shared_decoding_decodes_each_position_once_and_keeps_a_bounded_number()
         decoding.to_domain_event(notification)
     assert len(decoding._events) <= 10  # noqa: SLF001 - bounded
     assert decoding.to_domain_event(log[-1]) == ("event", 30)
+
+
+def test_shared_decoding_forgets_everything_decoded_before_an_erasure() -> None:
+    from uuid import uuid4
+
+    from eventsourcing.persistence import Notification
+
+    from domain.customer import CustomerErased
+    from infra.projections import SharedDecoding
+
+    customer = uuid4()
+    decoded: list[int] = []
+
+    class Mapper:
+        def to_domain_event(self, notification: Notification) -> object:
+            decoded.append(notification.id)
+            if notification.id == 3:
+                return CustomerErased.model_construct(originator_id=customer, reason="asked")
+            return ("clear text", notification.id)
+
+    decoding = SharedDecoding(Mapper())  # type: ignore[arg-type]
+    log = [Notification(customer, n, "crm.test.v1", b"{}", n) for n in (1, 2, 3)]
+    for notification in log:
+        decoding.to_domain_event(notification)
+    decoding.to_domain_event(log[0])  # a read model behind the erasure decodes it again
+
+    assert decoded == [1, 2, 3, 1]
