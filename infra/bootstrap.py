@@ -187,15 +187,22 @@ def running(settings: Settings, *, run_migrations: bool = False) -> Iterator[Run
     with services as urls:
         if run_migrations:
             migrate(settings, urls.database_url)
-        crm = build_crm(settings, urls.database_url)
+        crm, wiring = build_api(settings, urls)
         try:
-            wiring = api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
-            try:
-                yield Runtime(settings, urls, crm, create_api(wiring))
-            finally:
-                wiring.access_log.close()
+            yield Runtime(settings, urls, crm, create_api(wiring))
         finally:
+            wiring.access_log.close()
             crm.close()
+
+
+def build_api(settings: Settings, urls: ServiceURLs) -> tuple[CRM, ApiServices]:
+    """The CRM application and the API's services on these services' URLs."""
+    crm = build_crm(settings, urls.database_url)
+    try:
+        return crm, api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
+    except BaseException:
+        crm.close()
+        raise
 
 
 WORKER_API = "infra.bootstrap:worker_api"  # what `crm api --workers N` has uvicorn import
@@ -211,9 +218,7 @@ def worker_api() -> FastAPI:
     settings = Settings()
     if not settings.database_url or not settings.nats_url:
         raise RuntimeError("a worker needs CRM_DATABASE_URL and CRM_NATS_URL from its parent")
-    urls = ServiceURLs(settings.database_url, settings.nats_url)
-    crm = build_crm(settings, urls.database_url)
-    wiring = api_services(settings, crm, health_checks(urls, crm, settings.relay_stream))
+    crm, wiring = build_api(settings, ServiceURLs(settings.database_url, settings.nats_url))
     api = create_api(wiring)
 
     @asynccontextmanager

@@ -158,10 +158,7 @@ class ProjectionWorker(threading.Thread):
                     batch_size=self.batch_size,
                     on_batch=self._beat,
                 )
-                if self._recorded != "running":
-                    self._record("running", None)
-                else:
-                    self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
+                self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
                 self.backoff = MIN_BACKOFF
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass  # woken by a commit (or the timeout): look again
@@ -169,8 +166,8 @@ class ProjectionWorker(threading.Thread):
                     pass  # commits notified meanwhile are all read by the one catch-up
 
     def _beat(self, position: int, head: int, applied: int) -> None:
-        """A heartbeat while a long backlog is worked through (at most once a second)."""
-        if time.monotonic() - self._last_beat >= 1.0:
+        """Say "running" at once after any other state, then at most once a second."""
+        if self._recorded != "running" or time.monotonic() - self._last_beat >= 1.0:
             self._record("running", None)
 
     def _record(self, state: str, error: str | None) -> None:

@@ -197,7 +197,7 @@ class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
                 raise
             for pending in batch:  # something in one save the server refused: find which
                 try:
-                    pending.succeed(self._group_commit_alone(pending.item))
+                    self._write_batch([pending])
                 except Exception as error:
                     pending.fail(error)
             return
@@ -211,17 +211,6 @@ class OneTripApplicationRecorder(KeyWriting, PostgresApplicationRecorder):
                 pending.fail(KeyRace("a new personal-data key was taken or erased meanwhile"))
             else:
                 pending.succeed([next(positions) for _ in pending.item.events])
-
-    def _group_commit_alone(self, save: _Save) -> list[int]:
-        clashed, raced, ids = self._group_commit([save])
-        positions: list[int] = ids
-        if clashed:
-            raise IntegrityError("a version clash: the record changed meanwhile")
-        if raced:
-            if self.keys is not None:
-                self.keys.raced(save.keys.created)
-            raise KeyRace("a new personal-data key was taken or erased meanwhile")
-        return positions
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _group_commit(self, saves: Sequence[_Save]) -> tuple[set[int], set[int], list[int]]:

@@ -405,9 +405,11 @@ def test_a_retry_after_a_lost_reply_keeps_the_keys_of_the_events_that_committed(
         return row
 
     monkeypatch.setattr(psycopg.Cursor, "fetchone", reply_lost_once)
-    with pytest.raises(IntegrityError):  # the retry finds its own events (ADR 0014)
-        recorder._group_commit_alone(save)  # noqa: SLF001
+    pending: Pending[_Save, list[int]] = Pending(save, 1)
+    recorder._write_batch([pending])  # noqa: SLF001
     monkeypatch.undo()
+
+    assert isinstance(pending.error, IntegrityError)  # the retry finds its own events (ADR 0014)
 
     assert [n.originator_id for n in recorder.select_notifications(1, 10)] == [record]
     assert stored_keys(migrated_database_url)[record] == b"wrapped-ours"
