@@ -5,9 +5,10 @@ Run: `.venv/bin/python -m bench.api_load [--seconds S] [--read-rate R] [--worker
 `crm api` (one worker process unless `--workers`) and
 `crm projections run` as subprocesses, seeds customers and tickets, then for each read route
 sends requests at a fixed rate (open loop: latency counts from the scheduled send time, so a slow
-server cannot hide queueing) while a second load issues commands at `--command-rate`. Prints
-p50/p99/max latency and errors per route. Target: p99 <= 25 ms at 300 req/s for single-record
-reads.
+server cannot hide queueing) while a second load issues commands at `--command-rate`. The
+first `--warmup` seconds of each load are sent but not counted. Prints p50/p99/max latency
+and errors per route (`--per-second`: each second's too). Target: p99 <= 25 ms at 300 req/s
+for single-record reads.
 """
 
 from __future__ import annotations
@@ -44,27 +45,54 @@ PASSWORD = "bench-password"
 
 @dataclass
 class Load:
-    """Latencies (seconds) and errors of one fixed-rate load."""
+    """Latencies (seconds) and errors of one fixed-rate load, and when each request was due
+    (seconds from the load's start)."""
 
     latencies: list[float] = field(default_factory=list)
+    due: list[float] = field(default_factory=list)
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, latency: float, ok: bool) -> None:
+    def record(self, latency: float, ok: bool, due: float = 0.0) -> None:
         with self.lock:
             self.latencies.append(latency)
+            self.due.append(due)
             if not ok:
                 self.errors += 1
+
+    def after(self, seconds: float) -> Load:
+        """The requests due after the first `seconds` (the warm-up left out)."""
+        kept = Load()
+        for latency, due in zip(self.latencies, self.due, strict=True):
+            if due >= seconds:
+                kept.latencies.append(latency)
+                kept.due.append(due)
+        kept.errors = self.errors
+        return kept
+
+    def per_second(self) -> list[tuple[int, int, float, float]]:
+        """(second, requests, p50 ms, p99 ms) for each second of the load."""
+        seconds: dict[int, list[float]] = {}
+        for latency, due in zip(self.latencies, self.due, strict=True):
+            seconds.setdefault(int(due), []).append(latency)
+        return [
+            (second, len(lat), statistics.median(lat) * 1000, _p99(sorted(lat)) * 1000)
+            for second, lat in sorted(seconds.items())
+        ]
 
     def figures(self) -> dict[str, float]:
         flat = sorted(self.latencies) or [0.0]
         return {
             "n": len(self.latencies),
             "p50": statistics.median(flat) * 1000,
-            "p99": flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
+            "p99": _p99(flat) * 1000,
             "max": flat[-1] * 1000,
             "errors": self.errors,
         }
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 Request = Callable[[], tuple[str, str, bytes | None]]  # method, path, JSON body
@@ -125,7 +153,7 @@ async def fixed_rate(
             connection.reader = connection.writer = None
             ok = False
         free.put_nowait(connection)
-        load.record(loop.time() - scheduled, ok)
+        load.record(loop.time() - scheduled, ok, scheduled - start)
 
     start = loop.time()
     tasks = []
@@ -303,29 +331,44 @@ def bench(
             if not args.seconds:
                 break
             commands, reads = Load(), Load()
+            duration = args.warmup + args.seconds
 
             async def both(
                 rate: float = rate,
+                duration: float = duration,
                 request: Request = request,
                 commands: Load = commands,
                 reads: Load = reads,
             ) -> None:
                 await asyncio.gather(
-                    fixed_rate(
-                        base, authorization, args.command_rate, args.seconds, command, commands
-                    ),
-                    fixed_rate(base, authorization, rate, args.seconds, request, reads),
+                    fixed_rate(base, authorization, args.command_rate, duration, command, commands),
+                    fixed_rate(base, authorization, rate, duration, request, reads),
                 )
 
             asyncio.run(both())
+            commands, reads = commands.after(args.warmup), reads.after(args.warmup)
             rows.append((name, rate, reads.figures()))
             rows.append((f"  POST tags (during {name})", args.command_rate, commands.figures()))
+            if args.per_second:
+                print(f"{name} at {rate:.0f}/s, per second: (second, requests, p50 ms, p99 ms)")
+                for second, n, p50, p99 in reads.per_second():
+                    print(f"  {second:3d} {n:5d} {p50:8.1f} {p99:8.1f}")
     return rows, costs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds of each load sent first and not counted (the server's pools grow, "
+        "its statements get prepared)",
+    )
+    parser.add_argument(
+        "--per-second", action="store_true", help="also print each second's p50 and p99"
+    )
     parser.add_argument("--read-rate", type=float, default=300.0, help="GET /customers/{id} per s")
     parser.add_argument("--board-rate", type=float, default=100.0, help="GET /sla/board per s")
     parser.add_argument("--command-rate", type=float, default=100.0, help="commands per s")

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE_SECONDS = 10.0
 MIN_BACKOFF = 0.5
+# How often a worker records positions past events that are not its read model's.
+IDLE_ADVANCE_SECONDS = 1.0
 
 
 def lock_key(name: str) -> int:
@@ -73,6 +75,89 @@ class SharedDecoding:
         return event
 
 
+class LogFeed(threading.Thread):
+    """Watches the log for all the read models of a process: one LISTEN, and per commit one
+    query for the types it wrote, where each read model would read the log on its own.
+
+    A worker asks it whether an event of its types was committed after its position, and
+    reads the log only then. Before the feed's first look, or after it lost its connection,
+    it cannot tell: it answers yes, so workers read the log as they would without it.
+    """
+
+    def __init__(self, crm: CRM, database_url: str, stopping: threading.Event) -> None:
+        super().__init__(name="log-feed", daemon=True)
+        self.recorder = crm.recorder
+        self.channel = crm.recorder.channel_name  # type: ignore[attr-defined]
+        self.database_url = database_url
+        self.stopping = stopping
+        self.table = Identifier(crm.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._changed = threading.Condition()
+        self._since: int | None = None  # the events after this position are known
+        self._head = 0
+        self._latest: dict[str, int] = {}  # each type's latest position seen
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True) as conn:
+                    conn.execute(SQL("LISTEN {}").format(Identifier(self.channel)))
+                    while not self.stopping.is_set():
+                        self._look(conn)
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            pass  # woken by a commit (or the timeout)
+                        for _ in conn.notifies(timeout=0.0):
+                            pass  # one look covers the commits notified meanwhile
+            except Exception:
+                logger.exception("the log feed lost its connection; reconnecting")
+            with self._changed:
+                self._since = None  # what it missed is unknown: workers read the log
+                self._changed.notify_all()
+            self.stopping.wait(MIN_BACKOFF)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _look(self, conn: psycopg.Connection[Any]) -> None:
+        """Note the types committed since the last look (all positions up to the head are
+        committed: the log is written in position order under its table lock)."""
+        row = conn.execute(SQL("SELECT max(notification_id) FROM {}").format(self.table))
+        head = (row.fetchone() or (None,))[0] or 0
+        if self._since is None:
+            with self._changed:
+                self._since, self._head, self._latest = head, head, {}
+                self._changed.notify_all()
+            return
+        if head <= self._head:
+            return
+        latest = conn.execute(
+            SQL(
+                "SELECT topic, max(notification_id) FROM {} WHERE notification_id > %s "
+                "AND notification_id <= %s GROUP BY topic"
+            ).format(self.table),
+            (self._head, head),
+        ).fetchall()
+        with self._changed:
+            self._latest.update(latest)
+            self._head = head
+            self._changed.notify_all()
+
+    def wait(self, position: int, topics: Sequence[str], timeout: float) -> tuple[bool, int]:
+        """Wait until an event of `topics` after `position` is committed, at most `timeout`
+        seconds. Returns whether there is one (or may be one), and the head it knows: when
+        there is none, no event of `topics` lies between `position` and that head."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                since = self._since
+                if since is not None and position < since:
+                    return True, self._head
+                if since is not None and any(self._latest.get(t, 0) > position for t in topics):
+                    return True, self._head
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.stopping.is_set():
+                    return since is None, self._head if since is not None else position
+                self._changed.wait(remaining)
+
+
 class ProjectionWorker(threading.Thread):
     """Keeps one read model up to date while it holds that read model's advisory lock."""
 
@@ -82,6 +167,7 @@ class ProjectionWorker(threading.Thread):
         crm: CRM,
         database_url: str,
         stopping: threading.Event,
+        feed: LogFeed,
         *,
         batch_size: int = 500,
         max_failures: int = 3,
@@ -89,6 +175,7 @@ class ProjectionWorker(threading.Thread):
         decoding: SharedDecoding | None = None,
     ) -> None:
         super().__init__(name=f"projection-{spec.name}", daemon=True)
+        self.feed = feed
         self.mapper = cast(Mapper[Any], decoding or crm.mapper)
         self.spec = spec
         self.crm = crm
@@ -143,27 +230,32 @@ class ProjectionWorker(threading.Thread):
 
     def _serve(self, leadership: psycopg.Connection[Any]) -> None:
         projection = self.spec.projection(view=install(self.spec.view, self.datastore))
-        channel = self.crm.recorder.channel_name  # type: ignore[attr-defined]
-        with psycopg.connect(self.database_url, autocommit=True) as listener:
-            listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
-            checked = 0.0
-            while not self.stopping.is_set():
-                if time.monotonic() - checked >= 1.0:
-                    leadership.execute("SELECT 1")  # the lock lives as long as this session
-                    checked = time.monotonic()
-                catch_up(
-                    projection,
-                    self.crm.recorder,
-                    self.mapper,
-                    batch_size=self.batch_size,
-                    on_batch=self._beat,
-                )
-                self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
-                self.backoff = MIN_BACKOFF
-                for _ in listener.notifies(timeout=1.0, stop_after=1):
-                    pass  # woken by a commit (or the timeout): look again
-                for _ in listener.notifies(timeout=0.0):
-                    pass  # commits notified meanwhile are all read by the one catch-up
+        position = self._catch_up(projection, None)
+        checked = advanced = time.monotonic()
+        while not self.stopping.is_set():
+            if time.monotonic() - checked >= 1.0:
+                leadership.execute("SELECT 1")  # the lock lives as long as this session
+                checked = time.monotonic()
+            self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
+            self.backoff = MIN_BACKOFF
+            relevant, head = self.feed.wait(position, projection.topics, timeout=1.0)
+            if relevant:
+                position = self._catch_up(projection, position)
+            elif head > position and time.monotonic() - advanced >= IDLE_ADVANCE_SECONDS:
+                # Only other read models' events since: recorded now and then, not per commit
+                # (waits for a position look past them: `ReadModelView.wait_for`).
+                projection.view.advance(head, start=position)
+                position, advanced = head, time.monotonic()
+
+    def _catch_up(self, projection: ReadModelProjection, position: int | None) -> int:
+        return catch_up(
+            projection,
+            self.crm.recorder,
+            self.mapper,
+            batch_size=self.batch_size,
+            on_batch=self._beat,
+            position=position,
+        )
 
     def _beat(self, position: int, head: int, applied: int) -> None:
         """Say "running" at once after any other state, then at most once a second."""
@@ -194,10 +286,20 @@ class ProjectionSupervisor(WorkerGroup[ProjectionWorker]):
     ) -> None:
         stopping = threading.Event()
         decoding = SharedDecoding(crm.mapper)
+        self.feed = LogFeed(crm, database_url, stopping)
         workers = [
-            ProjectionWorker(s, crm, database_url, stopping, decoding=decoding) for s in specs
+            ProjectionWorker(s, crm, database_url, stopping, self.feed, decoding=decoding)
+            for s in specs
         ]
         super().__init__(crm, workers, stopping)
+
+    def start(self) -> None:
+        self.feed.start()
+        super().start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self.feed.join(timeout)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ class ReadModelSpec:
     view: type[ReadModelView]
     projection: type[ReadModelProjection]
 
+    def __post_init__(self) -> None:
+        self.view.topics = self.projection.topics  # what its waits for a position look for
+
     @property
     def name(self) -> str:
         return self.view.name

@@ -43,15 +43,20 @@ def catch_up(
     batch_size: int = 1000,
     live: bool = True,
     on_batch: Progress | None = None,
+    position: int | None = None,
 ) -> int:
     """Apply every event after the view's position up to the log's head; returns the position.
 
     Positions are safe to pass over: the event store commits in position order (table lock),
     so every event at or below the head read here is committed. Events of types the projection
-    does not handle are filtered out by the query, and the position still advances past them.
+    does not handle are filtered out by the query, and the position still advances past them:
+    a stretch of the log with none of its events is recorded without waiting for the disk
+    (`ReadModelView.advance`). A caller that keeps the returned position may pass it back as
+    `position` to spare reading it; every write still checks it against the tracking row.
     """
     view: ReadModelView = projection.view
-    position = view.position()
+    if position is None:
+        position = view.position()
     applied = 0
     while True:
         head = recorder.max_notification_id() or 0
@@ -64,12 +69,18 @@ def catch_up(
             topics=projection.topics,
             inclusive_of_start=False,
         )
-        new_position = notifications[-1].id if len(notifications) == batch_size else head
-        apply_batch(projection, notifications, mapper, position, new_position, live=live)
+        more = len(notifications) == batch_size
+        new_position = notifications[-1].id if more else head
+        if notifications:
+            apply_batch(projection, notifications, mapper, position, new_position, live=live)
+        else:
+            view.advance(new_position, start=position, live=live)
         applied += len(notifications)
         position = new_position
         if on_batch is not None:
             on_batch(position, head, applied)
+        if not more:
+            return position  # at the head read above; later commits are the caller's next call
 
 
 def apply_batch(

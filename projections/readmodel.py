@@ -16,6 +16,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.shared import DomainEvent
 
 APPLICATION_NAME = "CRM"  # the application whose log every read model follows
+EVENTS_TABLE = f"{APPLICATION_NAME.lower()}_events"  # its log (the library's name for it)
 REGISTRY_TABLE = "crm_read_models"
 
 Row = dict[str, Any]
@@ -41,6 +42,10 @@ class ReadModelView(PostgresTrackingRecorder):
     tables: ClassVar[dict[str, str]] = {}
     indexes: ClassVar[dict[str, list[str]]] = {}
     schema: ClassVar[int] = 1
+    # The log types its projection handles (the catalog sets them). Known, they let a wait for
+    # a position end as soon as none of them lies between the recorded position and it: live
+    # workers record positions past other types' events only now and then.
+    topics: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, datastore: PostgresDatastore, version: int = 1) -> None:
         self.version = version
@@ -117,6 +122,18 @@ class ReadModelView(PostgresTrackingRecorder):
                     projection.position = positions[n] if positions else position
                     projection.apply(event, curs)
                 self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
+
+    def advance(self, position: int, *, start: int, live: bool = True) -> None:
+        """Record that the events after `start` up to `position` hold nothing for this read
+        model: `write_batch` without events, with the same checks.
+
+        The commit does not wait for the disk (`synchronous_commit = off`): no row depends on
+        it, so a crash that loses it only means those events are looked through again.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
+            self._claim(curs, start, live=live)
+            self._insert_tracking(curs, Tracking(APPLICATION_NAME, position))
 
     def write_rows(
         self, write: Callable[[Cursor[DictRow]], None], position: int, *, start: int
@@ -204,17 +221,28 @@ class ReadModelView(PostgresTrackingRecorder):
     # --- reading --------------------------------------------------------------------------------
 
     def wait_for(self, min_position: int | None, timeout: float = 5.0) -> None:
-        """Block until the active version has processed `min_position` (read-your-writes)."""
+        """Block until the active version has processed `min_position` (read-your-writes): it
+        has recorded that position, or none of its types' events lies between the position it
+        recorded and that one."""
         if not min_position:
             return
         deadline = time.monotonic() + timeout
-        statement = SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
-            self.reader("tracking")
-        )
+        tracked = SQL("SELECT notification_id >= %s AS done FROM {} WHERE application_name = %s")
+        params: tuple[Any, ...] = (min_position, APPLICATION_NAME)
+        if self.topics is not None:
+            tracked = SQL(
+                "SELECT notification_id >= %s OR NOT EXISTS (SELECT FROM {} WHERE "
+                "notification_id > t.notification_id AND notification_id <= %s "
+                "AND topic = ANY(%s)) AS done FROM {} t WHERE application_name = %s"
+            )
+            params = (min_position, min_position, list(self.topics), APPLICATION_NAME)
+            statement = tracked.format(Identifier(EVENTS_TABLE), self.reader("tracking"))
+        else:
+            statement = tracked.format(self.reader("tracking"))
         delay = 0.005
         while True:
-            rows = self.fetch(statement, (APPLICATION_NAME,))
-            if rows and rows[0]["notification_id"] >= min_position:
+            rows = self.fetch(statement, params)
+            if rows and rows[0]["done"]:
                 return
             if time.monotonic() >= deadline:
                 raise ReadModelNotCaughtUp(self.name, min_position)

@@ -16,12 +16,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
+import infra.projections
 from domain.application import CRM
 from domain.customer import Customer, CustomerRegistered, CustomerTagged
 from domain.shared import ConcurrencyConflict
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
 from infra.projections import (
+    LogFeed,
     ProjectionSupervisor,
     RebuildInProgress,
     lock_key,
@@ -29,6 +31,7 @@ from infra.projections import (
     rebuild,
 )
 from infra.settings import Settings
+from infra.workers import wake_listeners
 from projections.catalog import ReadModelSpec, read_model
 from projections.catchup import catch_up
 from projections.lead_queue import LeadQueueView
@@ -36,6 +39,8 @@ from projections.readmodel import (
     REGISTRY_TABLE,
     ActiveVersionNotDropped,
     PositionMoved,
+    ReadModelMoved,
+    ReadModelNotCaughtUp,
     ReadModelProjection,
     ReadModelView,
     active_version,
@@ -419,3 +424,105 @@ def test_shared_decoding_forgets_everything_decoded_before_an_erasure() -> None:
     decoding.to_domain_event(log[0])  # a read model behind the erasure decodes it again
 
     assert decoded == [1, 2, 3, 1]
+
+
+def lead(crm: CRM, name: str) -> int:
+    """A new lead: an event the test read model does not handle; returns its position."""
+    return crm.capture_lead(channel="ads", name=name, region="east", phone="13812345678").position
+
+
+def test_other_read_models_events_cost_no_write_and_waits_look_past_them(
+    crm: CRM, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(infra.projections, "IDLE_ADVANCE_SECONDS", 3600.0)  # never, here
+    with ProjectionSupervisor(crm, database_url, [SPEC]):
+        li = customer(crm, "Li")
+        tagged = crm.tag_customer(li, "vip").position or 0
+        eventually(lambda: view(crm).position() >= tagged)
+        last = max(lead(crm, f"Lead {n}") for n in range(20))
+
+        started = time.monotonic()
+        view(crm).wait_for(last, timeout=5.0)  # nothing of its types lies in between
+        waited = time.monotonic() - started
+        time.sleep(0.5)
+        assert view(crm).position() == tagged  # 20 commits, not one write
+        assert waited < 1.0
+
+        again = crm.tag_customer(li, "gold").position or 0  # its own type wakes it at once
+        view(crm).wait_for(again, timeout=5.0)
+        assert view(crm).position() == again
+        assert view(crm).counts() == {"Li": 2}
+
+
+def test_a_wait_for_a_position_past_an_unapplied_event_of_its_types_times_out(
+    crm: CRM,
+) -> None:
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    projection = TagCountProjection(view=install(TagCountView, datastore))
+    catch_up(projection, crm.recorder, crm.mapper)
+    customer(crm, "Li")  # handled by the read model, not applied: no worker runs
+    last = lead(crm, "Lead")
+
+    with pytest.raises(ReadModelNotCaughtUp):
+        view(crm).wait_for(last, timeout=0.3)
+
+    catch_up(projection, crm.recorder, crm.mapper)
+    view(crm).wait_for(last, timeout=0.3)
+
+
+def test_positions_past_other_events_are_recorded_now_and_then(
+    crm: CRM, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(infra.projections, "IDLE_ADVANCE_SECONDS", 0.2)
+    with ProjectionSupervisor(crm, database_url, [SPEC]):
+        customer(crm, "Li")
+        last = lead(crm, "Lead")
+
+        eventually(lambda: view(crm).position() == last)
+
+
+def test_advancing_past_other_events_checks_the_position_and_the_active_version(
+    crm: CRM,
+) -> None:
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    projection = TagCountProjection(view=install(TagCountView, datastore))
+    customer(crm, "Li")
+    at = catch_up(projection, crm.recorder, crm.mapper)
+    last = lead(crm, "Lead")
+
+    with pytest.raises(ReadModelMoved):  # a writer that does not start where the row says
+        projection.view.advance(last, start=at - 1)
+    rebuild(crm, SPEC)
+    with pytest.raises(ReadModelMoved):  # the version it writes is no longer the active one
+        projection.view.advance(last, start=at)  # (v1 is dropped once v2 serves)
+
+    rebuilt, newer = view(crm), lead(crm, "Later lead")
+    rebuilt.advance(newer, start=rebuilt.position())
+    assert rebuilt.position() == newer
+
+
+def test_the_log_feed_tells_a_worker_when_an_event_of_its_types_is_committed(
+    crm: CRM, database_url: str
+) -> None:
+    stopping = threading.Event()
+    feed = LogFeed(crm, database_url, stopping)
+    at = crm.recorder.max_notification_id() or 0
+    feed.start()
+    try:
+        tag_types = TagCountProjection.topics
+        assert feed.wait(at - 1, tag_types, timeout=5.0)[0]  # before what it saw: cannot tell
+        assert feed.wait(at, tag_types, timeout=0.2) == (False, at)
+
+        last = lead(crm, "Lead")
+        eventually(lambda: feed.wait(at, tag_types, timeout=0.05) == (False, last))
+        li = customer(crm, "Li")
+        relevant, head = feed.wait(last, tag_types, timeout=5.0)
+
+        assert relevant and head == crm.recorder.max_notification_id()
+        assert feed.wait(head, tag_types, timeout=0.05) == (False, head)
+        assert li is not None
+    finally:
+        stopping.set()
+        wake_listeners(crm)
+        feed.join(10)
+    assert not feed.is_alive()
