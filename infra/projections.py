@@ -459,6 +459,7 @@ def _rebuild(
         projections.append(spec.projection(view=view))
     _replay(crm, specs, projections, on_batch)
     for spec, projection in zip(specs, projections, strict=True):
+        projection.view.analyze()
         projection.view.activate()  # waits for a live batch in flight; live workers then move
         _set_building(datastore, spec.name, None)
         spec.view(datastore, serving[spec.name]).drop()

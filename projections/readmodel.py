@@ -78,6 +78,13 @@ class ReadModelView(PostgresTrackingRecorder):
             for statement in self.index_statements:
                 curs.execute(statement, prepare=False)
 
+    def analyze(self) -> None:
+        """Give the planner statistics of this version's tables (a rebuild calls it before the
+        switch: without them, until autovacuum comes by, queries are planned for empty tables)."""
+        with self.datastore.transaction(commit=True) as curs:
+            for logical in self.tables:
+                curs.execute(SQL("ANALYZE {}").format(self.table(logical)), prepare=False)
+
     # --- names ----------------------------------------------------------------------------------
 
     def physical(self, logical: str, version: int | None = None) -> str:
