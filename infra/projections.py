@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import psycopg
 from eventsourcing.persistence import Mapper, Notification
+from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
 from domain.application import CRM
@@ -39,6 +40,8 @@ HEARTBEAT_STALE_SECONDS = 10.0
 MIN_BACKOFF = 0.5
 # How often a worker records positions past events that are not its read model's.
 IDLE_ADVANCE_SECONDS = 1.0
+FEED_STALE_SECONDS = 3.0  # a feed that has not looked for this long cannot tell
+FEED_APPLICATION_NAME = "crm-log-feed"
 
 
 def lock_key(name: str) -> int:
@@ -80,8 +83,9 @@ class LogFeed(threading.Thread):
     query for the types it wrote, where each read model would read the log on its own.
 
     A worker asks it whether an event of its types was committed after its position, and
-    reads the log only then. Before the feed's first look, or after it lost its connection,
-    it cannot tell: it answers yes, so workers read the log as they would without it.
+    reads the log only then. Before the feed's first look, after it lost its connection, or
+    when it has not looked for `FEED_STALE_SECONDS`, it cannot tell: it answers "maybe" once
+    per wait's timeout, so workers read the log once a second until it can tell again.
     """
 
     def __init__(self, crm: CRM, database_url: str, stopping: threading.Event) -> None:
@@ -95,11 +99,22 @@ class LogFeed(threading.Thread):
         self._since: int | None = None  # the events after this position are known
         self._head = 0
         self._latest: dict[str, int] = {}  # each type's latest position seen
+        self._looked = 0.0  # when the feed last read the head
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                with psycopg.connect(self.database_url, autocommit=True) as conn:
+                with psycopg.connect(
+                    self.database_url,
+                    autocommit=True,
+                    application_name=FEED_APPLICATION_NAME,
+                    # A half-open connection must fail, not leave the feed waiting for it.
+                    keepalives=1,
+                    keepalives_idle=5,
+                    keepalives_interval=2,
+                    keepalives_count=3,
+                    options="-c statement_timeout=30s",
+                ) as conn:
                     conn.execute(SQL("LISTEN {}").format(Identifier(self.channel)))
                     while not self.stopping.is_set():
                         self._look(conn)
@@ -121,6 +136,7 @@ class LogFeed(threading.Thread):
         committed: the log is written in position order under its table lock)."""
         row = conn.execute(SQL("SELECT max(notification_id) FROM {}").format(self.table))
         head = (row.fetchone() or (None,))[0] or 0
+        self._looked = time.monotonic()
         if self._since is None:
             with self._changed:
                 self._since, self._head, self._latest = head, head, {}
@@ -140,22 +156,29 @@ class LogFeed(threading.Thread):
             self._head = head
             self._changed.notify_all()
 
+    def _known(self) -> bool:
+        """Whether the feed can tell: it has looked, and looked lately (a stalled feed's
+        answers would still be true, but about an ever older head)."""
+        return self._since is not None and time.monotonic() - self._looked < FEED_STALE_SECONDS
+
     def wait(self, position: int, topics: Sequence[str], timeout: float) -> tuple[bool, int]:
         """Wait until an event of `topics` after `position` is committed, at most `timeout`
         seconds. Returns whether there is one (or may be one), and the head it knows: when
         there is none, no event of `topics` lies between `position` and that head."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while True:
-                since = self._since
-                if since is not None and position < since:
-                    return True, self._head
-                if since is not None and any(self._latest.get(t, 0) > position for t in topics):
+            while not self.stopping.is_set():
+                known = self._known()
+                if known and (
+                    position < self._since  # type: ignore[operator]
+                    or any(self._latest.get(t, 0) > position for t in topics)
+                ):
                     return True, self._head
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.stopping.is_set():
-                    return since is None, self._head if since is not None else position
+                if remaining <= 0:  # unknown: "maybe", so the worker reads the log each time
+                    return (False, self._head) if known else (True, position)
                 self._changed.wait(remaining)
+            return False, position
 
 
 class ProjectionWorker(threading.Thread):
@@ -234,7 +257,10 @@ class ProjectionWorker(threading.Thread):
         checked = advanced = time.monotonic()
         while not self.stopping.is_set():
             if time.monotonic() - checked >= 1.0:
-                leadership.execute("SELECT 1")  # the lock lives as long as this session
+                # The lock lives as long as this session; and a worker with nothing to write
+                # must still notice a rebuild's switch (or a new schema) to move with it.
+                with leadership.cursor(row_factory=dict_row) as curs:
+                    projection.view.check_active(curs)
                 checked = time.monotonic()
             self._beat(0, 0, 0)  # not a commit per wake-up: once a second at most
             self.backoff = MIN_BACKOFF

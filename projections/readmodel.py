@@ -155,18 +155,7 @@ class ReadModelView(PostgresTrackingRecorder):
     def _claim(self, curs: Cursor[DictRow], start: int, *, live: bool) -> None:
         """Lock the tracking row (and, live, the registry row); refuse if either moved on."""
         if live:
-            curs.execute(
-                SQL(
-                    "SELECT active_version, coalesce(schema_revision, 1) AS schema FROM {} "
-                    "WHERE name = %s FOR SHARE"
-                ).format(Identifier(REGISTRY_TABLE)),
-                (self.name,),
-            )
-            row = curs.fetchone()
-            if row is None or row["active_version"] != self.version:
-                raise VersionSwitched(self.name, self.version)
-            if row["schema"] != self.schema:
-                raise SchemaOutdated(self.name, self.version, row["schema"], self.schema)
+            self.check_active(curs, lock=True)
         tracking = self.table("tracking")
         curs.execute(
             SQL(
@@ -184,6 +173,22 @@ class ReadModelView(PostgresTrackingRecorder):
         row = curs.fetchone()
         if row is None or row["notification_id"] != start:
             raise PositionMoved(self.name, start)
+
+    def check_active(self, curs: Cursor[DictRow], *, lock: bool = False) -> None:
+        """Refuse (`ReadModelMoved`) unless this version is the active one, built with this
+        code's schema; `lock`: share-lock the registry row, so a switch waits for the caller."""
+        curs.execute(
+            SQL(
+                "SELECT active_version, coalesce(schema_revision, 1) AS schema FROM {} "
+                "WHERE name = %s" + (" FOR SHARE" if lock else "")
+            ).format(Identifier(REGISTRY_TABLE)),
+            (self.name,),
+        )
+        row = curs.fetchone()
+        if row is None or row["active_version"] != self.version:
+            raise VersionSwitched(self.name, self.version)
+        if row["schema"] != self.schema:
+            raise SchemaOutdated(self.name, self.version, row["schema"], self.schema)
 
     def position(self) -> int:
         """The last log position this version has processed (0 before the first)."""

@@ -23,6 +23,7 @@ from domain.shared import ConcurrencyConflict
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
 from infra.projections import (
+    FEED_APPLICATION_NAME,
     LogFeed,
     ProjectionSupervisor,
     RebuildInProgress,
@@ -464,7 +465,8 @@ def test_a_wait_for_a_position_past_an_unapplied_event_of_its_types_times_out(
 ) -> None:
     datastore = crm.recorder.datastore  # type: ignore[attr-defined]
     projection = TagCountProjection(view=install(TagCountView, datastore))
-    catch_up(projection, crm.recorder, crm.mapper)
+    customer(crm, "Wang")
+    assert catch_up(projection, crm.recorder, crm.mapper) > 0  # a recorded position
     customer(crm, "Li")  # handled by the read model, not applied: no worker runs
     last = lead(crm, "Lead")
 
@@ -511,12 +513,14 @@ def test_the_log_feed_tells_a_worker_when_an_event_of_its_types_is_committed(
 ) -> None:
     stopping = threading.Event()
     feed = LogFeed(crm, database_url, stopping)
+    customer(crm, "Wang")
     at = crm.recorder.max_notification_id() or 0
+    tag_types = TagCountProjection.topics
+    assert feed.wait(at, tag_types, timeout=0.1) == (True, at)  # not looked yet: "maybe"
     feed.start()
     try:
-        tag_types = TagCountProjection.topics
-        assert feed.wait(at - 1, tag_types, timeout=5.0)[0]  # before what it saw: cannot tell
-        assert feed.wait(at, tag_types, timeout=0.2) == (False, at)
+        eventually(lambda: feed.wait(at, tag_types, timeout=0.05) == (False, at))
+        assert feed.wait(at - 1, tag_types, timeout=5.0)[0]  # before its first look: "maybe"
 
         last = lead(crm, "Lead")
         eventually(lambda: feed.wait(at, tag_types, timeout=0.05) == (False, last))
@@ -531,3 +535,46 @@ def test_the_log_feed_tells_a_worker_when_an_event_of_its_types_is_committed(
         wake_listeners(crm)
         feed.join(10)
     assert not feed.is_alive()
+
+
+def test_a_worker_with_nothing_to_write_moves_to_a_rebuilt_version(
+    crm: CRM, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    li = customer(crm, "Li")
+    analyze = TagCountView.analyze
+
+    def tag_before_the_switch(self: TagCountView) -> None:
+        crm.tag_customer(li, "late")  # after the rebuild's last page: the old version gets it
+        time.sleep(0.5)
+        analyze(self)
+
+    with ProjectionSupervisor(crm, database_url, [SPEC]):
+        eventually(lambda: view(crm).position() == crm.recorder.max_notification_id())
+        monkeypatch.setattr(TagCountView, "analyze", tag_before_the_switch)
+        assert rebuild(crm, SPEC) == 2
+
+        # No further commit: the idle worker must notice the switch on its own.
+        eventually(lambda: view(crm).counts() == {"Li": 1})
+        assert view(crm).version == 2
+
+
+def test_read_models_keep_up_when_the_feed_loses_its_connection(
+    crm: CRM, database_url: str
+) -> None:
+    li = customer(crm, "Li")
+    with ProjectionSupervisor(crm, database_url, [SPEC]) as supervisor:
+        eventually(lambda: view(crm).position() == crm.recorder.max_notification_id())
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (FEED_APPLICATION_NAME,),
+            ).fetchone()
+        assert killed is not None and killed[0] == 1
+        crm.tag_customer(li, "a")
+        crm.tag_customer(li, "b")
+
+        eventually(lambda: view(crm).counts() == {"Li": 2})
+        assert supervisor.feed.is_alive()
+        crm.tag_customer(li, "c")  # and the reconnected feed serves again
+        eventually(lambda: view(crm).counts() == {"Li": 3})
