@@ -39,7 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.application import CRM
 from domain.shared import DomainEvent, FixedClock, command_context
 from infra.recorder import KeyedProcessRecorder
-from infra.workers import WorkerGroup, lead_when_elected
+from infra.workers import LogFeed, WorkerGroup, lead_when_elected
 from sagas.base import Saga, Timer, TimerPlan
 from sagas.deal_won_onboarding import DealWonOnboardingSaga, OnboardingRules
 from sagas.key_account_alert import KeyAccountAlertSaga, KeyAccountRules
@@ -380,12 +380,14 @@ class SagaWorker(threading.Thread):
         runner: SagaRunner,
         database_url: str,
         stopping: threading.Event,
+        feed: LogFeed,
         *,
         max_failures: int = 3,
         max_backoff: float = 30.0,
     ) -> None:
         super().__init__(name=f"saga-{runner.saga.name}", daemon=True)
         self.runner = runner
+        self.feed = feed
         self.database_url = database_url
         self.stopping = stopping
         self.max_failures = max_failures
@@ -435,29 +437,32 @@ class SagaWorker(threading.Thread):
         )
 
     def _serve(self, leadership: psycopg.Connection[Any]) -> None:
-        channel = self.runner.crm.recorder.channel_name  # type: ignore[attr-defined]
-        with psycopg.connect(self.database_url, autocommit=True) as listener:
-            listener.execute(SQL("LISTEN {}").format(Identifier(channel)))
-            while not self.stopping.is_set():
+        checked, seen = 0.0, 0  # seen: every event of its types up to here is handled
+        while not self.stopping.is_set():
+            if time.monotonic() - checked >= 1.0:
                 leadership.execute("SELECT 1")  # the lock lives as long as this session
-                self.runner.catch_up(on_event=self._beat)
-                wait = 1.0
-                if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
-                    self.runner.fire_due_timers()
-                    wait = self.runner.seconds_to_next_timer(longest=wait)
-                    if self.runner.failed_timers:  # a timer that keeps failing: back off
-                        self.timer_backoff = min(
-                            max(self.timer_backoff * 2, MIN_BACKOFF), self.max_backoff
-                        )
-                        wait = max(wait, self.timer_backoff)
-                    else:
-                        self.timer_backoff = 0.0
-                if self.state != "running":
-                    self._record("running", None, None)
-                self.state, self.error, self.backoff = "running", None, MIN_BACKOFF
-                self._beat()
-                for _ in listener.notifies(timeout=wait, stop_after=1):
-                    pass  # woken by a commit (or the timeout): look again
+                checked = time.monotonic()
+            head = self.runner.crm.recorder.max_notification_id() or 0
+            self.runner.catch_up(on_event=self._beat)  # reads until none is left
+            seen = max(seen, head)
+            wait = 1.0
+            if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
+                self.runner.fire_due_timers()
+                wait = self.runner.seconds_to_next_timer(longest=wait)
+                if self.runner.failed_timers:  # a timer that keeps failing: back off
+                    self.timer_backoff = min(
+                        max(self.timer_backoff * 2, MIN_BACKOFF), self.max_backoff
+                    )
+                    wait = max(wait, self.timer_backoff)
+                else:
+                    self.timer_backoff = 0.0
+            if self.state != "running":
+                self._record("running", None, None)
+            self.state, self.error, self.backoff = "running", None, MIN_BACKOFF
+            self._beat()
+            # Woken by a commit of an event it reacts to (or the timeout); commits of other
+            # types cost it nothing (the feed, ADR 0015).
+            self.feed.wait(seen, self.runner.topics, timeout=wait)
 
     def _beat(self, position: int | None = None) -> None:
         """The heartbeat of a running saga (at most once a second)."""
@@ -490,11 +495,12 @@ class SagaSupervisor(WorkerGroup[SagaWorker]):
 
     def __init__(self, crm: CRM, database_url: str, sagas: Sequence[Saga] | None = None) -> None:
         stopping = threading.Event()
+        feed = LogFeed(crm, database_url, stopping)
         workers = [
-            SagaWorker(SagaRunner(saga, crm), database_url, stopping)
+            SagaWorker(SagaRunner(saga, crm), database_url, stopping, feed)
             for saga in (build_sagas(crm) if sagas is None else sagas)
         ]
-        super().__init__(crm, workers, stopping)
+        super().__init__(crm, workers, stopping, feed)
 
 
 @dataclass(frozen=True)

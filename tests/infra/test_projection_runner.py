@@ -23,8 +23,6 @@ from domain.shared import ConcurrencyConflict
 from infra.bootstrap import build_crm
 from infra.persistence import migrate
 from infra.projections import (
-    FEED_APPLICATION_NAME,
-    LogFeed,
     ProjectionSupervisor,
     RebuildInProgress,
     lock_key,
@@ -32,7 +30,7 @@ from infra.projections import (
     rebuild,
 )
 from infra.settings import Settings
-from infra.workers import wake_listeners
+from infra.workers import FEED_APPLICATION_NAME, LogFeed, wake_listeners
 from projections.catalog import ReadModelSpec, read_model
 from projections.catchup import catch_up
 from projections.lead_queue import LeadQueueView

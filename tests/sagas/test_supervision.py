@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from domain.application import CRM
 from infra import cli
-from infra.sagas import SagaSupervisor, saga_status
+from infra.sagas import SagaRunner, SagaSupervisor, saga_status
 from infra.settings import get_settings
 from sagas.lead_routing import LeadRoutingSaga
 from tests.sagas.flows import crashing
@@ -72,3 +72,27 @@ def test_a_saga_failing_at_one_event_is_recorded_stopped_there_until_it_runs_aga
         eventually(lambda: saga_status(crm, [saga])[0].state == "running")
         [running] = saga_status(crm, [saga])
     assert (running.failed_position, running.error, running.healthy) == (None, None, True)
+
+
+def test_a_saga_reads_the_log_only_when_an_event_it_reacts_to_is_committed(
+    crm: CRM, saga: LeadRoutingSaga, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float] = []
+    catch_up = SagaRunner.catch_up
+
+    def counted(self: SagaRunner, on_event: Callable[[int], None] | None = None) -> int:
+        calls.append(time.monotonic())
+        return catch_up(self, on_event)
+
+    monkeypatch.setattr(SagaRunner, "catch_up", counted)
+    with SagaSupervisor(crm, database_url, [saga]):
+        eventually(lambda: saga_status(crm, [saga])[0].state == "running")
+        before, started = len(calls), time.monotonic()
+        for n in range(30):  # commits of events the saga does not react to
+            crm.register_customer(kind="person", name=f"C{n}", region="east", owner="user:a")
+        time.sleep(0.3)
+        seconds = time.monotonic() - started
+
+        assert len(calls) - before <= seconds + 2  # its once-a-second look, not one per commit
+        _, at = captured(crm, "Li")
+        eventually(lambda: saga_status(crm, [saga])[0].position >= at)
