@@ -59,8 +59,9 @@ def wake_listeners(crm: CRM) -> None:
 
 
 class LogFeed(threading.Thread):
-    """Watches the log for all the read models of a process: one LISTEN, and per commit one
-    query for the types it wrote, where each read model would read the log on its own.
+    """Watches the log for a group of workers (the read models, or the sagas, of a process):
+    one LISTEN and, per commit, one query for the types it wrote, where each worker would read
+    the log on its own.
 
     A worker asks it whether an event of its types was committed after its position, and
     reads the log only then. Before the feed's first look, after it lost its connection, or
@@ -70,7 +71,6 @@ class LogFeed(threading.Thread):
 
     def __init__(self, crm: CRM, database_url: str, stopping: threading.Event) -> None:
         super().__init__(name="log-feed", daemon=True)
-        self.recorder = crm.recorder
         self.channel = crm.recorder.channel_name  # type: ignore[attr-defined]
         self.database_url = database_url
         self.stopping = stopping
