@@ -437,14 +437,15 @@ class SagaWorker(threading.Thread):
         )
 
     def _serve(self, leadership: psycopg.Connection[Any]) -> None:
-        checked, seen = 0.0, 0  # seen: every event of its types up to here is handled
+        checked = 0.0
         while not self.stopping.is_set():
             if time.monotonic() - checked >= 1.0:
                 leadership.execute("SELECT 1")  # the lock lives as long as this session
                 checked = time.monotonic()
-            head = self.runner.crm.recorder.max_notification_id() or 0
-            self.runner.catch_up(on_event=self._beat)  # reads until none is left
-            seen = max(seen, head)
+            # Every event of its types up to `seen` is handled once the catch-up (which reads
+            # until none is left) returns.
+            seen = self.runner.crm.recorder.max_notification_id() or 0
+            self.runner.catch_up(on_event=self._beat)
             wait = 1.0
             if self.runner.saga.has_timers:  # woken by the earliest timer at the latest
                 self.runner.fire_due_timers()

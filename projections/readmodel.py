@@ -239,18 +239,7 @@ class ReadModelView(PostgresTrackingRecorder):
         if not min_position:
             return
         deadline = time.monotonic() + timeout
-        tracked = SQL("SELECT notification_id >= %s AS done FROM {} WHERE application_name = %s")
-        params: tuple[Any, ...] = (min_position, APPLICATION_NAME)
-        if self.topics is not None:
-            tracked = SQL(
-                "SELECT notification_id >= %s OR NOT EXISTS (SELECT FROM {} WHERE "
-                "notification_id > t.notification_id AND notification_id <= %s "
-                "AND topic = ANY(%s)) AS done FROM {} t WHERE application_name = %s"
-            )
-            params = (min_position, min_position, list(self.topics), APPLICATION_NAME)
-            statement = tracked.format(Identifier(EVENTS_TABLE), self.reader("tracking"))
-        else:
-            statement = tracked.format(self.reader("tracking"))
+        statement, params = self._caught_up(min_position)
         delay = 0.005
         while True:
             rows = self.fetch(statement, params)
@@ -260,6 +249,21 @@ class ReadModelView(PostgresTrackingRecorder):
                 raise ReadModelNotCaughtUp(self.name, min_position)
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    def _caught_up(self, min_position: int) -> tuple[Composed, tuple[Any, ...]]:
+        """The statement (and parameters) of `wait_for`'s one check."""
+        done = "notification_id >= %s"
+        params: tuple[Any, ...] = (min_position,)
+        if self.topics is not None:
+            done += (
+                " OR NOT EXISTS (SELECT FROM {events} WHERE notification_id > t.notification_id "
+                "AND notification_id <= %s AND topic = ANY(%s))"
+            )
+            params += (min_position, list(self.topics))
+        statement = SQL(
+            "SELECT " + done + " AS done FROM {tracking} t WHERE application_name = %s"
+        ).format(events=Identifier(EVENTS_TABLE), tracking=self.reader("tracking"))
+        return statement, (*params, APPLICATION_NAME)
 
     def fetch(self, statement: Composed | SQL, params: Sequence[Any] = ()) -> list[Row]:
         """Run a query on the readers' views and return its rows as dicts."""

@@ -430,6 +430,12 @@ def test_shared_decoding_forgets_everything_decoded_before_an_erasure() -> None:
     assert decoded == [1, 2, 3, 1]
 
 
+def installed(crm: CRM) -> TagCountProjection:
+    """The test read model's projection over its installed (active) version, no worker."""
+    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
+    return TagCountProjection(view=install(TagCountView, datastore))
+
+
 def lead(crm: CRM, name: str) -> int:
     """A new lead: an event the test read model does not handle; returns its position."""
     return crm.capture_lead(channel="ads", name=name, region="east", phone="13812345678").position
@@ -461,8 +467,7 @@ def test_other_read_models_events_cost_no_write_and_waits_look_past_them(
 def test_a_wait_for_a_position_past_an_unapplied_event_of_its_types_times_out(
     crm: CRM,
 ) -> None:
-    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
-    projection = TagCountProjection(view=install(TagCountView, datastore))
+    projection = installed(crm)
     customer(crm, "Wang")
     assert catch_up(projection, crm.recorder, crm.mapper) > 0  # a recorded position
     customer(crm, "Li")  # handled by the read model, not applied: no worker runs
@@ -489,8 +494,7 @@ def test_positions_past_other_events_are_recorded_now_and_then(
 def test_advancing_past_other_events_checks_the_position_and_the_active_version(
     crm: CRM,
 ) -> None:
-    datastore = crm.recorder.datastore  # type: ignore[attr-defined]
-    projection = TagCountProjection(view=install(TagCountView, datastore))
+    projection = installed(crm)
     customer(crm, "Li")
     at = catch_up(projection, crm.recorder, crm.mapper)
     last = lead(crm, "Lead")
